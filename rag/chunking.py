@@ -1,0 +1,197 @@
+"""Cut documents into passages: one per section where it fits, else split at list items or
+sentences with a small overlap. Every passage is an exact span of its source text."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+
+from rag.documents import BULLET_RE, Document, Section
+
+HARD_MAX_CHARS = 1500
+
+
+@dataclass(frozen=True)
+class ChunkerSettings:
+    """Chunking parameters; they are stored in the index manifest."""
+
+    max_chars: int = 900
+    overlap_chars: int = 200
+    # A split never leaves a chunk shorter than this when a better boundary exists.
+    min_chars: int = 250
+
+    def __post_init__(self) -> None:
+        if not 100 <= self.max_chars <= HARD_MAX_CHARS:
+            raise ValueError(f"max_chars must be between 100 and {HARD_MAX_CHARS}")
+
+    def to_dict(self) -> dict[str, int]:
+        """Plain dict for the manifest."""
+        return asdict(self)
+
+
+@dataclass
+class Chunk:
+    """A passage: exact span ``text == source_text[start:end]`` under a heading path."""
+
+    id: str
+    doc_id: str
+    title: str
+    section_path: list[str]
+    source: str
+    start: int
+    end: int
+    text: str
+    meta: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def section(self) -> str:
+        """The heading path joined for display."""
+        return " > ".join(self.section_path)
+
+    def embedding_text(self) -> str:
+        """What gets embedded and BM25-indexed: the heading path as context, then the passage."""
+        return f"{self.section}\n{self.text}"
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    strong: bool  # a good place to start a chunk: a paragraph or a numbered item
+
+
+_INLINE_ITEM_RE = re.compile(r"\s(?=(?:[-•*]|\d{1,2}[.)])\s+\S)")
+_SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(•$])")
+_NUMBERED_RE = re.compile(r"^\s*\d{1,3}[.)]\s")
+
+
+def chunk_documents(
+    docs: Iterable[Document], settings: ChunkerSettings | None = None
+) -> list[Chunk]:
+    """All chunks of all documents, in document order."""
+    settings = settings or ChunkerSettings()
+    chunks: list[Chunk] = []
+    for doc in docs:
+        chunks.extend(chunk_document(doc, settings))
+    return chunks
+
+
+def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
+    """Chunks of one document; ids are stable while the passage and its path are unchanged."""
+    out: list[Chunk] = []
+    seen: set[str] = set()
+    for section in doc.sections:
+        for start, end in _split_section(doc.text, section, settings):
+            text = doc.text[start:end]
+            digest = hashlib.sha1(f"{'/'.join(section.path)}\n{text}".encode()).hexdigest()[:10]
+            cid = f"{doc.id}:{digest}"
+            n = 2
+            while cid in seen:
+                cid = f"{doc.id}:{digest}-{n}"
+                n += 1
+            seen.add(cid)
+            out.append(
+                Chunk(cid, doc.id, doc.title, list(section.path), doc.source, start, end, text)
+            )
+    return out
+
+
+def _split_section(
+    text: str, section: Section, settings: ChunkerSettings
+) -> Iterator[tuple[int, int]]:
+    start, end = section.spans[0][0], section.spans[-1][1]
+    if not text[start:end].strip():
+        return
+    if end - start <= settings.max_chars:
+        yield start, end
+        return
+    units = list(_units(text, section.spans, settings.max_chars))
+    yield from _pack(units, settings)
+
+
+def _units(text: str, spans: Iterable[tuple[int, int]], max_chars: int) -> Iterator[_Unit]:
+    """Split blocks into list items and sentences, each no longer than ``max_chars``."""
+    for s, e in spans:
+        lines = _line_spans(text, s, e)
+        if len(lines) > 1 or BULLET_RE.match(text[s:e]):
+            for i, (ls, le) in enumerate(lines):
+                strong = i == 0 or bool(_NUMBERED_RE.match(text[ls:le]))
+                yield from _sentences(text, ls, le, max_chars, strong)
+        else:
+            pieces = _split_at(text, s, e, _INLINE_ITEM_RE)
+            for i, (ps, pe) in enumerate(pieces):
+                yield from _sentences(text, ps, pe, max_chars, i == 0)
+
+
+def _line_spans(text: str, s: int, e: int) -> list[tuple[int, int]]:
+    spans = []
+    pos = s
+    for line in text[s:e].split("\n"):
+        ls = pos + (len(line) - len(line.lstrip()))
+        le = pos + len(line.rstrip())
+        if le > ls:
+            spans.append((ls, le))
+        pos += len(line) + 1
+    return spans
+
+
+def _split_at(text: str, s: int, e: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+    cuts = [m.end() for m in pattern.finditer(text, s, e)]
+    bounds = [s, *cuts, e]
+    pieces = []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            pieces.append((a, b))
+    return pieces
+
+
+def _sentences(text: str, s: int, e: int, max_chars: int, strong: bool) -> Iterator[_Unit]:
+    if e - s <= max_chars:
+        yield _Unit(s, e, strong)
+        return
+    for i, (a, b) in enumerate(_split_at(text, s, e, _SENTENCE_RE)):
+        while b - a > max_chars:  # one enormous sentence: cut at the last space that fits
+            cut = text.rfind(" ", a, a + max_chars)
+            cut = cut if cut > a else a + max_chars
+            yield _Unit(a, cut, strong and i == 0)
+            a = cut
+            while a < b and text[a].isspace():
+                a += 1
+            i = 1
+        if b > a:
+            yield _Unit(a, b, strong and i == 0)
+
+
+def _pack(units: list[_Unit], settings: ChunkerSettings) -> Iterator[tuple[int, int]]:
+    """Greedy packing that prefers to break before strong units and overlaps weak breaks."""
+    i = 0
+    n = len(units)
+    while i < n:
+        j = i + 1
+        while j < n and units[j].end - units[i].start <= settings.max_chars:
+            j += 1
+        # units[i:j] fit. Prefer ending right before a strong unit if that keeps enough text.
+        if j < n:
+            for k in range(j - 1, i, -1):
+                if units[k].strong and units[k - 1].end - units[i].start >= settings.min_chars:
+                    j = k
+                    break
+        yield units[i].start, units[j - 1].end
+        if j >= n:
+            break
+        nxt = j
+        last = units[j - 1]
+        if (
+            not units[j].strong
+            and j - 1 > i
+            and last.end - last.start <= settings.overlap_chars
+            and units[j].end - last.start <= settings.max_chars
+        ):
+            nxt = j - 1  # a weak break: repeat the last item for context
+        i = nxt

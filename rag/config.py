@@ -1,0 +1,57 @@
+"""One settings object for the library, the CLI and the server (environment prefix ``RAG_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field can be set as ``RAG_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=None, extra="ignore")
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    data_dir: Path = Path("data")
+    model: str = DEFAULT_MODEL
+    # "auto" uses the ONNX export for queries when one is in the index, else sentence-transformers.
+    query_backend: str = "auto"
+    batch_size: int = Field(64, ge=1)
+    k: int = Field(5, ge=1, le=50)
+    max_k: int = Field(50, ge=1)
+    max_query_chars: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Micro-batching of concurrent query encodes in the server.
+    batch_wait_ms: float = Field(2.0, ge=0)
+    batch_max: int = Field(64, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    public_url: str = ""
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "http://localhost:8000",
+            "http://127.0.0.1:8000",
+            "http://localhost:3000",
+            "http://127.0.0.1:3000",
+            "http://localhost:5173",
+            "http://127.0.0.1:5173",
+        ]
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (None values ignored)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,391 @@
+"""Build, save and load the index directory.
+
+An index is a directory that describes itself (after bm25s and txtai)::
+
+    index/
+      manifest.json    format version, model id and dim, chunker and FAISS settings,
+                       a sha256 per source file, counts, build time
+      vectors.faiss    FAISS inner-product index over unit vectors (row i = chunk row i)
+      bm25/            the bm25s index over the same rows
+      meta.sqlite      chunks and documents, read on demand so a million chunks cost no RAM
+
+A build writes a temporary sibling directory and swaps it into place, so a failed build
+leaves the previous index untouched and readers never see a half-written one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.chunking import Chunk, ChunkerSettings, chunk_documents
+from rag.documents import PARSER_VERSION, Document, file_sha256, iter_corpus_files, load_corpus
+from rag.embedding import Embedder
+from rag.errors import DocumentNotFound, IndexIncompatible, IndexNotFound
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+# Below this many vectors exact search is fast enough and has perfect recall.
+EXACT_SEARCH_MAX = 200_000
+BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene", "stopwords": "en", "stemmer": "english"}
+
+
+@dataclass
+class Manifest:
+    """What an index was built from and how; refuse to mix it with anything else."""
+
+    format_version: int
+    model: str
+    dim: int
+    chunker: dict[str, int]
+    parser_version: int
+    faiss: dict[str, Any]
+    bm25: dict[str, Any]
+    sources: dict[str, str]
+    counts: dict[str, int]
+    built_at: str
+    build_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, index_dir: Path) -> Manifest:
+        """Read ``manifest.json``, refusing other format versions."""
+        path = Path(index_dir) / MANIFEST
+        if not path.is_file():
+            raise IndexNotFound(f"no index at {index_dir}: run `rag index` to build one")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise IndexIncompatible(f"index manifest {path} is unreadable: {exc}") from exc
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IndexIncompatible(
+                f"index at {index_dir} has format version {version}, this program reads "
+                f"version {FORMAT_VERSION}: rebuild it with `rag index`"
+            )
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def write(self, index_dir: Path) -> None:
+        """Write ``manifest.json`` into ``index_dir``."""
+        (Path(index_dir) / MANIFEST).write_text(json.dumps(self.__dict__, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- build
+
+
+def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
+    """sha256 of every candidate file in the corpus, by relative path."""
+    corpus_dir = Path(corpus_dir)
+    return {
+        p.relative_to(corpus_dir).as_posix(): file_sha256(p) for p in iter_corpus_files(corpus_dir)
+    }
+
+
+def make_faiss_index(vectors: np.ndarray, kind: str = "auto") -> tuple[Any, dict[str, Any]]:
+    """A FAISS index for unit vectors, chosen by size; returns it with its parameters."""
+    import faiss
+
+    n, dim = vectors.shape
+    if kind == "auto":
+        kind = "flat" if n <= EXACT_SEARCH_MAX else "hnsw"
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+        params: dict[str, Any] = {"type": "IndexFlatIP"}
+    elif kind == "hnsw":
+        m, ef_construction, ef_search = 32, 80, 128
+        index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        params = {"type": "IndexHNSWFlat", "M": m, "efConstruction": ef_construction,
+                  "efSearch": ef_search}  # fmt: skip
+    else:
+        raise ValueError(f"unknown FAISS index kind {kind!r}")
+    index.add(vectors)
+    if kind == "hnsw":
+        index.hnsw.efSearch = params["efSearch"]
+    params["metric"] = "inner_product"
+    params["ntotal"] = int(index.ntotal)
+    return index, params
+
+
+def build_bm25(texts: Sequence[str]) -> Any:
+    """A bm25s index over ``texts`` with English stopwords and stemming."""
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer(BM25_PARAMS["stemmer"])
+    tokens = bm25s.tokenize(
+        list(texts), stopwords=BM25_PARAMS["stopwords"], stemmer=stemmer, show_progress=False
+    )
+    bm25 = bm25s.BM25(k1=BM25_PARAMS["k1"], b=BM25_PARAMS["b"], method=BM25_PARAMS["method"])
+    bm25.index(tokens, show_progress=False)
+    return bm25
+
+
+def build_index(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    chunker: ChunkerSettings | None = None,
+    *,
+    progress: bool = False,
+    faiss_kind: str = "auto",
+    before_swap: Callable[[Path], None] | None = None,
+) -> Manifest:
+    """Parse, chunk, embed and index the corpus, then atomically replace ``index_dir``."""
+    import faiss
+
+    t0 = time.perf_counter()
+    chunker = chunker or ChunkerSettings()
+    docs, sources = load_corpus(Path(corpus_dir))
+    chunks = chunk_documents(docs, chunker)
+    texts = [c.embedding_text() for c in chunks]
+    vectors = embedder.embed(texts, progress=progress)
+    if vectors.shape != (len(chunks), embedder.dim):
+        raise ValueError(f"embedder returned shape {vectors.shape} for {len(chunks)} chunks")
+    index, faiss_params = make_faiss_index(vectors, faiss_kind)
+    bm25 = build_bm25(texts)
+
+    index_dir = Path(index_dir).absolute()
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index_dir.parent / f".{index_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        faiss.write_index(index, str(tmp / "vectors.faiss"))
+        bm25.save(str(tmp / "bm25"), show_progress=False)
+        _write_meta(tmp / "meta.sqlite", docs, chunks)
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model=embedder.model_id,
+            dim=embedder.dim,
+            chunker=chunker.to_dict(),
+            parser_version=PARSER_VERSION,
+            faiss=faiss_params,
+            bm25=dict(BM25_PARAMS),
+            sources={s.path: s.sha256 for s in sources},
+            counts={"sources": len(sources), "documents": len(docs), "chunks": len(chunks)},
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            build_seconds=round(time.perf_counter() - t0, 3),
+        )
+        manifest.write(tmp)
+        if before_swap is not None:
+            before_swap(tmp)
+        _swap_into_place(tmp, index_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_meta(path: Path, docs: Iterable[Document], chunks: Sequence[Chunk]) -> None:
+    con = sqlite3.connect(path)
+    try:
+        con.executescript(
+            """
+            CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
+                doc_id TEXT NOT NULL, title TEXT, section_path TEXT, source TEXT,
+                start INTEGER, end INTEGER, text TEXT);
+            CREATE INDEX chunks_doc ON chunks(doc_id);
+            CREATE TABLE documents (ord INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
+                title TEXT, source TEXT, offset INTEGER, text TEXT, outline TEXT);
+            """
+        )
+        con.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                (
+                    i,
+                    c.id,
+                    c.doc_id,
+                    c.title,
+                    json.dumps(c.section_path),
+                    c.source,
+                    c.start,
+                    c.end,
+                    c.text,
+                )  # fmt: skip
+                for i, c in enumerate(chunks)
+            ),
+        )
+        con.executemany(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?)",
+            (
+                (i, d.id, d.title, d.source, d.start, d.body, json.dumps(_outline(d)))
+                for i, d in enumerate(docs)
+            ),
+        )
+        con.commit()
+    finally:
+        con.close()
+
+
+def _outline(doc: Document) -> list[dict[str, Any]]:
+    return [
+        {"path": list(s.path), "start": s.spans[0][0], "end": s.spans[-1][1]} for s in doc.sections
+    ]
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _swap_into_place(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target``; an existing target is exchanged atomically, then removed."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if not _rename_exchange(new, target):
+        # No renameat2 here: two renames leave a window of microseconds without an index.
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(target, old)
+        os.rename(new, target)
+        new = old
+    shutil.rmtree(new, ignore_errors=True)
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class DocumentInfo:
+    """A document as stored in the index: text, where it starts in its source, and outline."""
+
+    id: str
+    title: str
+    source: str
+    offset: int
+    text: str
+    outline: list[dict[str, Any]]
+
+
+class Index:
+    """A loaded index: FAISS and BM25 in memory (FAISS memory-mapped), metadata on demand."""
+
+    def __init__(self, path: Path, manifest: Manifest, faiss_index: Any, bm25: Any) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.faiss = faiss_index
+        self.bm25 = bm25
+        # One read-only connection for every thread, opened now so that a later rebuild that
+        # swaps the directory cannot make this index read another build's rows.
+        self._con = sqlite3.connect(
+            f"file:{path / 'meta.sqlite'}?mode=ro", uri=True, check_same_thread=False
+        )
+        self._lock = threading.Lock()
+        self.size = int(manifest.counts["chunks"])
+
+    def close(self) -> None:
+        """Close the metadata connection."""
+        self._con.close()
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._con.execute(sql, args).fetchall()
+
+    def chunks(self, rows: Sequence[int]) -> list[Chunk]:
+        """Chunks by FAISS row, in the order asked."""
+        if not rows:
+            return []
+        found = {}
+        for start in range(0, len(rows), 500):
+            part = [int(r) for r in rows[start : start + 500]]
+            marks = ",".join("?" * len(part))
+            for r in self._query(f"SELECT * FROM chunks WHERE row IN ({marks})", part):
+                found[r[0]] = Chunk(r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8])
+        return [found[int(r)] for r in rows]
+
+    def all_chunks(self) -> list[Chunk]:
+        """Every chunk, in row order (for tests and evaluation, not for serving)."""
+        return self.chunks(list(range(self.size)))
+
+    def rows_for_doc(self, doc_id: str) -> np.ndarray:
+        """FAISS rows of one document's chunks."""
+        rows = self._query("SELECT row FROM chunks WHERE doc_id = ?", (doc_id,))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def documents(self) -> list[DocumentInfo]:
+        """All documents without their text."""
+        rows = self._query(
+            "SELECT id, title, source, offset, '', outline FROM documents ORDER BY ord"
+        )
+        return [DocumentInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def document(self, doc_id: str) -> DocumentInfo:
+        """One document with its text; raises DocumentNotFound."""
+        rows = self._query(
+            "SELECT id, title, source, offset, text, outline FROM documents WHERE id = ?", (doc_id,)
+        )
+        if not rows:
+            raise DocumentNotFound(f"no document with id {doc_id!r}")
+        r = rows[0]
+        return DocumentInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
+
+    def chunk_counts(self) -> dict[str, int]:
+        """Number of chunks per document id."""
+        return dict(self._query("SELECT doc_id, COUNT(*) FROM chunks GROUP BY doc_id"))
+
+    def stale_sources(self, corpus_dir: Path) -> list[str]:
+        """Source files added, removed or changed since the build (empty when fresh)."""
+        try:
+            current = corpus_hashes(Path(corpus_dir))
+        except OSError:
+            return sorted(self.manifest.sources)
+        built = self.manifest.sources
+        return sorted(p for p in set(current) | set(built) if current.get(p) != built.get(p))
+
+
+def load_index(index_dir: Path, model: str | None = None, *, mmap: bool = True) -> Index:
+    """Open an index; refuse one built by another model or format."""
+    import bm25s
+    import faiss
+
+    from rag.embedding import resolve_model
+
+    index_dir = Path(index_dir)
+    manifest = Manifest.read(index_dir)
+    if model is not None:
+        wanted = resolve_model(model)[0] if model else model
+        if wanted != manifest.model:
+            raise IndexIncompatible(
+                f"index at {index_dir} was built with model {manifest.model!r}, but the "
+                f"configured model is {wanted!r}: rebuild with `rag index` or set RAG_MODEL"
+            )
+    try:
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        try:
+            vectors = faiss.read_index(str(index_dir / "vectors.faiss"), flags)
+        except RuntimeError:
+            vectors = faiss.read_index(str(index_dir / "vectors.faiss"))
+        bm25 = bm25s.BM25.load(str(index_dir / "bm25"), mmap=mmap, show_progress=False)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise IndexIncompatible(f"index at {index_dir} is damaged: {exc}") from exc
+    if vectors.d != manifest.dim or vectors.ntotal != manifest.counts["chunks"]:
+        raise IndexIncompatible(f"index at {index_dir} does not match its manifest")
+    return Index(index_dir, manifest, vectors, bm25)

@@ -1,0 +1,282 @@
+"""Dense + BM25 retrieval with reciprocal-rank fusion, returning passages with citations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+import numpy as np
+
+from rag.chunking import Chunk
+from rag.config import Settings
+from rag.embedding import Embedder
+from rag.errors import BadQuery
+from rag.index import BM25_PARAMS, Index
+
+Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
+
+
+@dataclass
+class Hit:
+    """One ranked passage with the evidence behind its rank."""
+
+    rank: int
+    score: float
+    chunk: Chunk
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+    dense_score: float | None = None
+    bm25_score: float | None = None
+
+    def citation(self, base_url: str = "") -> dict[str, Any]:
+        """Where the passage comes from, precisely enough to open it at the cited span."""
+        c = self.chunk
+        url = f"{base_url}/view/{quote(c.doc_id)}?start={c.start}&end={c.end}#passage"
+        return {
+            "doc_id": c.doc_id,
+            "title": c.title,
+            "section": c.section,
+            "section_path": list(c.section_path),
+            "source": c.source,
+            "start": c.start,
+            "end": c.end,
+            "url": url,
+        }
+
+    def to_dict(self, base_url: str = "") -> dict[str, Any]:
+        """JSON-ready form shared by the CLI and the API."""
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 6),
+            "chunk_id": self.chunk.id,
+            "text": self.chunk.text,
+            "citation": self.citation(base_url),
+        }
+
+
+@dataclass
+class SearchResult:
+    """A query, its ranked hits and how long retrieval took."""
+
+    query: str
+    hits: list[Hit]
+    took_ms: float
+    mode: str = "hybrid"
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FusionConfig:
+    """How the two rankings are combined."""
+
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    candidates: int = 50
+
+
+class Retriever:
+    """Searches one loaded index with one embedder; safe to share across threads."""
+
+    def __init__(
+        self,
+        index: Index,
+        embedder: Embedder,
+        *,
+        fusion: FusionConfig | None = None,
+        max_k: int = 50,
+        max_query_chars: int = 1000,
+        base_url: str = "",
+    ) -> None:
+        if embedder.dim != index.manifest.dim:
+            from rag.errors import IndexIncompatible
+
+            raise IndexIncompatible(
+                f"embedder dimension {embedder.dim} does not match the index ({index.manifest.dim})"
+            )
+        self.index = index
+        self.embedder = embedder
+        self.fusion = fusion or FusionConfig()
+        self.max_k = max_k
+        self.max_query_chars = max_query_chars
+        self.base_url = base_url
+        self._stemmer: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Retriever:
+        """Load the configured index and model."""
+        from rag.embedding import load_embedder
+        from rag.index import load_index
+
+        settings = settings or Settings()
+        index = load_index(Path(settings.index_dir), settings.model)
+        embedder = load_embedder(settings.model, settings.batch_size)
+        return cls(
+            index,
+            embedder,
+            max_k=settings.max_k,
+            max_query_chars=settings.max_query_chars,
+            base_url=settings.public_url.rstrip("/"),
+        )
+
+    # ------------------------------------------------------------------ validation
+
+    def check(self, query: object, k: object = 5) -> str:
+        """Validate a query and k, returning the stripped query; raises BadQuery."""
+        if not isinstance(query, str):
+            raise BadQuery("query must be a string")
+        q = query.strip()
+        if not q:
+            raise BadQuery("query must not be empty")
+        if len(q) > self.max_query_chars:
+            raise BadQuery(f"query is longer than {self.max_query_chars} characters")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.max_k:
+            raise BadQuery(f"k must be an integer from 1 to {self.max_k}", field="k")
+        return q
+
+    # ------------------------------------------------------------------ search
+
+    def encode(self, queries: Sequence[str]) -> np.ndarray:
+        """Query vectors; the server batches concurrent queries through this."""
+        return self.embedder.embed(list(queries))
+
+    def search(
+        self, query: str, k: int = 5, *, doc_id: str | None = None, mode: Mode = "hybrid"
+    ) -> SearchResult:
+        """Top-k passages for a query."""
+        t0 = time.perf_counter()
+        q = self.check(query, k)
+        vector = self.encode([q])[0] if mode != "bm25" else None
+        t1 = time.perf_counter()
+        result = self.search_vector(q, vector, k, doc_id=doc_id, mode=mode)
+        result.timings["encode_ms"] = (t1 - t0) * 1000
+        result.took_ms = (time.perf_counter() - t0) * 1000
+        return result
+
+    def search_vector(
+        self,
+        query: str,
+        vector: np.ndarray | None,
+        k: int = 5,
+        *,
+        doc_id: str | None = None,
+        mode: Mode = "hybrid",
+    ) -> SearchResult:
+        """Top-k passages given an already-encoded query (None for BM25 only)."""
+        t0 = time.perf_counter()
+        if mode not in MODES:
+            raise BadQuery(f"mode must be one of {', '.join(MODES)}", field="mode")
+        rows = None
+        if doc_id is not None:
+            rows = self.index.rows_for_doc(doc_id)
+            if rows.size == 0:
+                raise BadQuery(f"unknown document {doc_id!r}", field="doc_id")
+        n_cand = min(self.index.size, max(self.fusion.candidates, 4 * k))
+        dense: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
+        if mode in ("hybrid", "dense"):
+            if vector is None:
+                raise ValueError("dense search needs a query vector")
+            dense = self._dense(vector, n_cand, rows)
+        if mode in ("hybrid", "bm25"):
+            lexical = self._bm25(query, n_cand, rows)
+        fused = self._fuse(dense, lexical, mode)
+        hits = self._materialise(fused, k)
+        took = (time.perf_counter() - t0) * 1000
+        return SearchResult(query, hits, took, mode, {"search_ms": took})
+
+    def _dense(
+        self, vector: np.ndarray, n: int, rows: np.ndarray | None
+    ) -> list[tuple[int, float]]:
+        import faiss
+
+        params = None
+        if rows is not None:
+            selector = faiss.IDSelectorBatch(rows)
+            if "HNSW" in self.index.manifest.faiss.get("type", ""):
+                params = faiss.SearchParametersHNSW(sel=selector)
+                params.efSearch = int(self.index.manifest.faiss.get("efSearch", 128))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            n = min(n, int(rows.size))
+        scores, ids = self.index.faiss.search(
+            vector.reshape(1, -1).astype(np.float32), n, params=params
+        )
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def _bm25(self, query: str, n: int, rows: np.ndarray | None) -> list[tuple[int, float]]:
+        import bm25s
+
+        if self._stemmer is None:
+            import Stemmer
+
+            self._stemmer = Stemmer.Stemmer(BM25_PARAMS["stemmer"])
+        tokens = bm25s.tokenize(
+            query, stopwords=BM25_PARAMS["stopwords"], stemmer=self._stemmer,
+            return_ids=False, show_progress=False,
+        )[0]  # fmt: skip
+        if not tokens:
+            return []
+        mask = None
+        if rows is not None:
+            mask = np.zeros(self.index.size, dtype=np.float32)
+            mask[rows] = 1.0
+        scores = np.asarray(self.index.bm25.get_scores(tokens, weight_mask=mask))
+        n = min(n, scores.size)
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+    def _fuse(
+        self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode: str
+    ) -> list[dict[str, Any]]:
+        f = self.fusion
+        table: dict[int, dict[str, Any]] = {}
+        for name, ranking, weight in (
+            ("dense", dense, f.dense_weight),
+            ("bm25", lexical, f.bm25_weight),
+        ):
+            for rank, (row, score) in enumerate(ranking, start=1):
+                entry = table.setdefault(row, {"row": row, "score": 0.0})
+                entry[f"{name}_rank"] = rank
+                entry[f"{name}_score"] = score
+                if mode == "hybrid":
+                    entry["score"] += weight / (f.rrf_k + rank)
+                else:
+                    entry["score"] = score
+        return sorted(table.values(), key=lambda e: (-e["score"], e["row"]))
+
+    def _materialise(self, fused: list[dict[str, Any]], k: int) -> list[Hit]:
+        # Fetch a few more than k: overlapping passages are dropped below.
+        pool = fused[: k * 3]
+        chunks = self.index.chunks([e["row"] for e in pool])
+        hits: list[Hit] = []
+        for entry, chunk in zip(pool, chunks, strict=True):
+            if any(_duplicate(chunk, h.chunk) for h in hits):
+                continue
+            hits.append(
+                Hit(
+                    rank=len(hits) + 1,
+                    score=float(entry["score"]),
+                    chunk=chunk,
+                    dense_rank=entry.get("dense_rank"),
+                    bm25_rank=entry.get("bm25_rank"),
+                    dense_score=entry.get("dense_score"),
+                    bm25_score=entry.get("bm25_score"),
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+
+def _duplicate(a: Chunk, b: Chunk) -> bool:
+    """Same text, or overlapping spans of the same source."""
+    if a.text == b.text:
+        return True
+    return a.source == b.source and a.start < b.end and b.start < a.end

@@ -1,0 +1,99 @@
+"""Shared fixtures: small corpora, a fast deterministic embedder, and the real model once."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SHARED_DEV = ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"
+DEV_QUESTIONS = (
+    SHARED_DEV if SHARED_DEV.exists() else ROOT / "tests" / "data" / "dev_questions.jsonl"
+)
+
+
+class FakeEmbedder:
+    """Hashes words (and word pairs) into a fixed-size unit vector: fast and deterministic."""
+
+    model_id = "fake-hash-embedder"
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+        self.calls = 0
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            words = re.findall(r"\w+", text.lower())
+            for feat in words + [a + " " + b for a, b in zip(words, words[1:], strict=False)]:
+                h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+                out[i, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+            norm = np.linalg.norm(out[i])
+            out[i] = out[i] / norm if norm else out[i]
+            if not norm:
+                out[i, 0] = 1.0
+        return out
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path) -> Path:
+    """A tiny corpus in all three formats."""
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    (root / "data-engineer.md").write_text(
+        "# Data Engineer\n\nA data engineer builds pipelines.\n\n"
+        "## Responsibilities\n\n- Build ETL pipelines with Spark\n- Maintain data warehouses\n\n"
+        "## Salary\n\nData engineers earn $120,000 on average in the US.\n",
+        encoding="utf-8",
+    )
+    (root / "sub" / "analyst.html").write_text(
+        "<html><head><title>x</title><style>p{}</style></head><body><nav>Home</nav>"
+        "<h1>Data Analyst</h1><p>An analyst studies data &amp; reports.</p>"
+        "<h2>Skills</h2><ul><li>SQL and Excel dashboards</li><li>Statistics</li></ul>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    (root / "recruiter.txt").write_text(
+        "Technical Recruiter\n\nOverview\n\nA technical recruiter hires engineers for companies.\n\n"
+        "Skills\n\n  • Sourcing candidates on LinkedIn\n  • Interviewing and negotiation\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    """The real all-MiniLM-L6-v2, loaded once per test session."""
+    from rag.embedding import load_embedder
+
+    return load_embedder()
+
+
+@pytest.fixture(scope="session")
+def real_index_dir(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:
+    """The real corpus indexed with the real model, once per test session."""
+    from rag.index import build_index
+
+    path = tmp_path_factory.mktemp("real") / "index"
+    build_index(CORPUS, path, real_embedder)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_retriever(real_index_dir: Path, real_embedder):
+    from rag.index import load_index
+    from rag.retrieval import Retriever
+
+    return Retriever(load_index(real_index_dir), real_embedder)
