@@ -3,18 +3,14 @@ marked [n] with the rank of the passage it came from. No language model is invol
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from rag.chunking import passage_sentences
 from rag.embedding import Embedder
 from rag.retrieval import Hit
-
-_LINE_MARK_RE = re.compile(r"^\s*(?:[•●▪◦·*+\-–]\s+|\d{1,3}[.)]\s+)")
-_INLINE_SPLIT_RE = re.compile(r"\s(?:-|•)\s+(?=\S)|(?<=[.!?])\s+(?=[A-Z0-9(\"'$])")
-_MARKDOWN_RE = re.compile(r"\*\*|__|`|#{1,6}\s")
 
 
 @dataclass
@@ -34,19 +30,6 @@ class Answer:
     sentences: list[AnswerSentence]
 
 
-def candidate_sentences(text: str) -> list[str]:
-    """Sentences and list items of a passage, cleaned of bullets and markdown emphasis."""
-    out = []
-    for line in text.split("\n"):
-        for piece in _INLINE_SPLIT_RE.split(line):
-            piece = _MARKDOWN_RE.sub("", _LINE_MARK_RE.sub("", piece)).strip()
-            # Labels that only announce a list ("Key aspects include:") say nothing alone.
-            if len(piece) < 25 or piece.endswith(":"):
-                continue
-            out.append(piece)
-    return out
-
-
 def build_answer(
     query: str,
     hits: Sequence[Hit],
@@ -60,7 +43,7 @@ def build_answer(
     """Pick 2-4 sentences from the top passages, most relevant first, each cited as [n]."""
     cands: list[tuple[str, int]] = []
     for hit in hits[:passages]:
-        cands.extend((s, hit.rank) for s in candidate_sentences(hit.chunk.text))
+        cands.extend((s, hit.rank) for s in passage_sentences(hit.chunk.text))
     if not cands:
         return Answer("", [])
     vectors = embedder.embed([query] + [s for s, _ in cands])

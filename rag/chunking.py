@@ -62,9 +62,25 @@ class _Unit:
     strong: bool  # a good place to start a chunk: a paragraph or a numbered item
 
 
+_LINE_MARK_RE = re.compile(r"^\s*(?:[•●▪◦·*+\-–]\s+|\d{1,3}[.)]\s+)")
+_INLINE_SPLIT_RE = re.compile(r"\s(?:-|•)\s+(?=\S)|(?<=[.!?])\s+(?=[A-Z0-9(\"'$])")
+_MARKDOWN_RE = re.compile(r"\*\*|__|`|#{1,6}\s")
 _INLINE_ITEM_RE = re.compile(r"\s(?=(?:[-•*]|\d{1,2}[.)])\s+\S)")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(•$])")
 _NUMBERED_RE = re.compile(r"^\s*\d{1,3}[.)]\s")
+
+
+def passage_sentences(text: str, min_chars: int = 25) -> list[str]:
+    """Sentences and list items of a passage, cleaned of bullets and markdown emphasis."""
+    out = []
+    for line in text.split("\n"):
+        for piece in _INLINE_SPLIT_RE.split(line):
+            piece = _MARKDOWN_RE.sub("", _LINE_MARK_RE.sub("", piece)).strip()
+            # Labels that only announce a list ("Key aspects include:") say nothing alone.
+            if len(piece) < min_chars or piece.endswith(":"):
+                continue
+            out.append(piece)
+    return out
 
 
 def chunk_documents(

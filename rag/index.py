@@ -6,6 +6,8 @@ An index is a directory that describes itself (after bm25s and txtai)::
       manifest.json    format version, model id and dim, chunker and FAISS settings,
                        a sha256 per source file, counts, build time
       vectors.faiss    FAISS inner-product index over unit vectors (row i = chunk row i)
+      sentences.faiss  one vector per sentence or list item, each prefixed with its heading
+      sentence_rows.npy  path; row j = the chunk row that sentence j belongs to
       bm25/            the bm25s index over the same rows
       meta.sqlite      chunks and documents, read on demand so a million chunks cost no RAM
 
@@ -33,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunking import Chunk, ChunkerSettings, chunk_documents
+from rag.chunking import Chunk, ChunkerSettings, chunk_documents, passage_sentences
 from rag.documents import PARSER_VERSION, Document, file_sha256, iter_corpus_files, load_corpus
 from rag.embedding import Embedder
 from rag.errors import DocumentNotFound, IndexIncompatible, IndexNotFound
@@ -44,6 +46,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 # Below this many vectors exact search is fast enough and has perfect recall.
 EXACT_SEARCH_MAX = 200_000
+# Sentence vectors multiply the index size by the sentences per passage (about 4 here); past
+# this many passages the sentence index is left out unless asked for.
+SENTENCE_INDEX_MAX_CHUNKS = 250_000
 BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene", "stopwords": "en", "stemmer": "english"}
 
 
@@ -147,6 +152,7 @@ def build_index(
     *,
     progress: bool = False,
     faiss_kind: str = "auto",
+    sentence_index: bool | None = None,
     before_swap: Callable[[Path], None] | None = None,
 ) -> Manifest:
     """Parse, chunk, embed and index the corpus, then atomically replace ``index_dir``."""
@@ -161,6 +167,14 @@ def build_index(
     if vectors.shape != (len(chunks), embedder.dim):
         raise ValueError(f"embedder returned shape {vectors.shape} for {len(chunks)} chunks")
     index, faiss_params = make_faiss_index(vectors, faiss_kind)
+    if sentence_index is None:
+        sentence_index = len(chunks) <= SENTENCE_INDEX_MAX_CHUNKS
+    sent_index = sent_rows = None
+    if sentence_index:
+        sent_texts, sent_rows = sentence_units(chunks)
+        sent_vectors = embedder.embed(sent_texts, progress=progress)
+        sent_index, sent_params = make_faiss_index(sent_vectors, faiss_kind)
+        faiss_params["sentences"] = sent_params
     bm25 = build_bm25(texts)
 
     index_dir = Path(index_dir).absolute()
@@ -169,6 +183,9 @@ def build_index(
     tmp.mkdir()
     try:
         faiss.write_index(index, str(tmp / "vectors.faiss"))
+        if sent_index is not None:
+            faiss.write_index(sent_index, str(tmp / "sentences.faiss"))
+            np.save(tmp / "sentence_rows.npy", sent_rows)
         bm25.save(str(tmp / "bm25"), show_progress=False)
         _write_meta(tmp / "meta.sqlite", docs, chunks)
         manifest = Manifest(
@@ -192,6 +209,17 @@ def build_index(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def sentence_units(chunks: Sequence[Chunk]) -> tuple[list[str], np.ndarray]:
+    """Texts of every sentence or list item, with its heading path, and its chunk row."""
+    texts: list[str] = []
+    rows: list[int] = []
+    for row, chunk in enumerate(chunks):
+        for sentence in passage_sentences(chunk.text) or [chunk.text]:
+            texts.append(f"{chunk.section}: {sentence}")
+            rows.append(row)
+    return texts, np.asarray(rows, dtype=np.int64)
 
 
 def _write_meta(path: Path, docs: Iterable[Document], chunks: Sequence[Chunk]) -> None:
@@ -288,11 +316,21 @@ class DocumentInfo:
 class Index:
     """A loaded index: FAISS and BM25 in memory (FAISS memory-mapped), metadata on demand."""
 
-    def __init__(self, path: Path, manifest: Manifest, faiss_index: Any, bm25: Any) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        faiss_index: Any,
+        bm25: Any,
+        sentences: Any = None,
+        sentence_rows: np.ndarray | None = None,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.faiss = faiss_index
         self.bm25 = bm25
+        self.sentences = sentences
+        self.sentence_rows = sentence_rows
         # One read-only connection for every thread, opened now so that a later rebuild that
         # swaps the directory cannot make this index read another build's rows.
         self._con = sqlite3.connect(
@@ -364,7 +402,6 @@ class Index:
 def load_index(index_dir: Path, model: str | None = None, *, mmap: bool = True) -> Index:
     """Open an index; refuse one built by another model or format."""
     import bm25s
-    import faiss
 
     from rag.embedding import resolve_model
 
@@ -378,14 +415,28 @@ def load_index(index_dir: Path, model: str | None = None, *, mmap: bool = True) 
                 f"configured model is {wanted!r}: rebuild with `rag index` or set RAG_MODEL"
             )
     try:
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-        try:
-            vectors = faiss.read_index(str(index_dir / "vectors.faiss"), flags)
-        except RuntimeError:
-            vectors = faiss.read_index(str(index_dir / "vectors.faiss"))
+        vectors = _read_faiss(index_dir / "vectors.faiss", mmap)
+        sentences = sentence_rows = None
+        if (index_dir / "sentences.faiss").exists():
+            sentences = _read_faiss(index_dir / "sentences.faiss", mmap)
+            sentence_rows = np.load(
+                index_dir / "sentence_rows.npy", mmap_mode="r" if mmap else None
+            )
         bm25 = bm25s.BM25.load(str(index_dir / "bm25"), mmap=mmap, show_progress=False)
     except (RuntimeError, OSError, ValueError) as exc:
         raise IndexIncompatible(f"index at {index_dir} is damaged: {exc}") from exc
     if vectors.d != manifest.dim or vectors.ntotal != manifest.counts["chunks"]:
         raise IndexIncompatible(f"index at {index_dir} does not match its manifest")
-    return Index(index_dir, manifest, vectors, bm25)
+    return Index(index_dir, manifest, vectors, bm25, sentences, sentence_rows)
+
+
+def _read_faiss(path: Path, mmap: bool) -> Any:
+    """Read a FAISS index memory-mapped where its type allows, so workers share the pages."""
+    import faiss
+
+    if mmap:
+        try:
+            return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError:
+            pass  # this index type cannot be memory-mapped
+    return faiss.read_index(str(path))

@@ -17,8 +17,8 @@ from rag.embedding import Embedder
 from rag.errors import BadQuery
 from rag.index import BM25_PARAMS, Index
 
-Mode = Literal["hybrid", "dense", "bm25"]
-MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
+Mode = Literal["hybrid", "dense", "sentence", "bm25"]
+MODES: tuple[str, ...] = ("hybrid", "dense", "sentence", "bm25")
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Hit:
     bm25_rank: int | None = None
     dense_score: float | None = None
     bm25_score: float | None = None
+    sentence_rank: int | None = None
+    sentence_score: float | None = None
 
     def citation(self, base_url: str = "") -> dict[str, Any]:
         """Where the passage comes from, precisely enough to open it at the cited span."""
@@ -76,6 +78,7 @@ class FusionConfig:
 
     rrf_k: int = 60
     dense_weight: float = 1.0
+    sentence_weight: float = 1.0
     bm25_weight: float = 1.0
     candidates: int = 50
 
@@ -177,15 +180,16 @@ class Retriever:
             if rows.size == 0:
                 raise BadQuery(f"unknown document {doc_id!r}", field="doc_id")
         n_cand = min(self.index.size, max(self.fusion.candidates, 4 * k))
-        dense: list[tuple[int, float]] = []
-        lexical: list[tuple[int, float]] = []
+        rankings: dict[str, list[tuple[int, float]]] = {}
+        if mode != "bm25" and vector is None:
+            raise ValueError("dense search needs a query vector")
         if mode in ("hybrid", "dense"):
-            if vector is None:
-                raise ValueError("dense search needs a query vector")
-            dense = self._dense(vector, n_cand, rows)
+            rankings["dense"] = self._dense(vector, n_cand, rows)
+        if mode in ("hybrid", "sentence") and self.index.sentences is not None:
+            rankings["sentence"] = self._sentence(vector, n_cand, rows)
         if mode in ("hybrid", "bm25"):
-            lexical = self._bm25(query, n_cand, rows)
-        fused = self._fuse(dense, lexical, mode)
+            rankings["bm25"] = self._bm25(query, n_cand, rows)
+        fused = self._fuse(rankings, mode)
         hits = self._materialise(fused, k)
         took = (time.perf_counter() - t0) * 1000
         return SearchResult(query, hits, took, mode, {"search_ms": took})
@@ -208,6 +212,30 @@ class Retriever:
             vector.reshape(1, -1).astype(np.float32), n, params=params
         )
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def _sentence(
+        self, vector: np.ndarray, n: int, rows: np.ndarray | None
+    ) -> list[tuple[int, float]]:
+        """Passages ranked by their best-matching sentence (max over sentence vectors)."""
+        import faiss
+
+        index = self.index.sentences
+        owners = self.index.sentence_rows
+        params = None
+        n_sent = min(int(index.ntotal), n * 6)
+        if rows is not None:
+            ids = np.flatnonzero(np.isin(owners, rows)).astype(np.int64)
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
+            n_sent = min(n_sent, int(ids.size))
+        scores, ids = index.search(vector.reshape(1, -1).astype(np.float32), n_sent, params=params)
+        best: dict[int, float] = {}
+        for i, score in zip(ids[0], scores[0], strict=True):
+            if i < 0:
+                continue
+            row = int(owners[i])
+            if row not in best:  # results come best first, so the first is the max
+                best[row] = float(score)
+        return list(best.items())[:n]
 
     def _bm25(self, query: str, n: int, rows: np.ndarray | None) -> list[tuple[int, float]]:
         import bm25s
@@ -233,14 +261,13 @@ class Retriever:
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
     def _fuse(
-        self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode: str
+        self, rankings: dict[str, list[tuple[int, float]]], mode: str
     ) -> list[dict[str, Any]]:
         f = self.fusion
+        weights = {"dense": f.dense_weight, "sentence": f.sentence_weight, "bm25": f.bm25_weight}
         table: dict[int, dict[str, Any]] = {}
-        for name, ranking, weight in (
-            ("dense", dense, f.dense_weight),
-            ("bm25", lexical, f.bm25_weight),
-        ):
+        for name, ranking in rankings.items():
+            weight = weights[name]
             for rank, (row, score) in enumerate(ranking, start=1):
                 entry = table.setdefault(row, {"row": row, "score": 0.0})
                 entry[f"{name}_rank"] = rank
@@ -268,6 +295,8 @@ class Retriever:
                     bm25_rank=entry.get("bm25_rank"),
                     dense_score=entry.get("dense_score"),
                     bm25_score=entry.get("bm25_score"),
+                    sentence_rank=entry.get("sentence_rank"),
+                    sentence_score=entry.get("sentence_score"),
                 )
             )
             if len(hits) == k:
