@@ -1,0 +1,552 @@
+"""The ``rag`` command: a thin layer that parses arguments, calls the library and formats.
+
+Heavy modules (torch, sentence-transformers, faiss) are imported inside the command functions,
+never at module level, so ``rag --help`` and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from rag import __version__
+from rag.errors import IndexIncompatible, IndexNotFound, RagError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rag.chunking import ChunkerSettings
+    from rag.config import Settings
+    from rag.retrieval import Hit, Retriever
+
+PROG = "rag"
+EXIT_USAGE = 2
+MODES = ("hybrid", "dense", "bm25")
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out as written (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors become one line and an exception instead of usage + sys.exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rag`` command line and return its exit code."""
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version exit from inside argparse
+            return exc.code if isinstance(exc.code, int) else 0
+        return int(args.func(args) or 0)
+    except (UsageError, RagError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader (`| head`) went away; say nothing more and let the shell carry on.
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 1)
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            return _fail(_describe_settings_error(exc), EXIT_USAGE)
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every ``rag`` command."""
+    parser = _Parser(
+        prog=PROG,
+        description="Retrieval question answering over career guides, with exact citations.",
+        epilog="Settings also come from RAG_* environment variables; flags override them.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    index_opts = _Parser(add_help=False)
+    index_opts.add_argument("--index", metavar="DIR", help="index directory (RAG_INDEX_DIR)")
+    index_opts.add_argument("--corpus", metavar="DIR", help="corpus folder (RAG_CORPUS_DIR)")
+    index_opts.add_argument("--model", metavar="NAME", help="embedding model (RAG_MODEL)")
+    json_opt = _Parser(add_help=False)
+    json_opt.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    p = sub.add_parser(
+        "index", parents=[index_opts, json_opt], help="build the index from the corpus"
+    )
+    p.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="skip the build when the index exists, matches the model and the corpus is unchanged",
+    )
+    p.add_argument("--max-chars", type=int, metavar="N", help="longest passage in characters")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser(
+        "search", parents=[index_opts, json_opt], help="ranked passages with citations"
+    )
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("-k", type=int, metavar="N", help="number of passages (default RAG_K, 5)")
+    p.add_argument("--doc", metavar="ID", help="search one document only")
+    p.add_argument("--mode", choices=MODES, default="hybrid", help="ranking (default hybrid)")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "ask", parents=[index_opts, json_opt], help="a short extractive answer with its sources"
+    )
+    p.add_argument("question", metavar="QUESTION")
+    p.add_argument("-k", type=int, metavar="N", help="passages to read (default RAG_K, 5)")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser(
+        "eval", parents=[index_opts, json_opt], help="score retrieval on a question set"
+    )
+    p.add_argument("questions", metavar="QUESTIONS.jsonl", type=Path)
+    p.add_argument("-k", type=int, default=10, metavar="N", help="ranks scored (default 10)")
+    p.add_argument(
+        "--modes",
+        default="dense,bm25,hybrid",
+        metavar="LIST",
+        help="comma-separated ranking modes (default dense,bm25,hybrid)",
+    )
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", parents=[index_opts], help="run the HTTP API and web pages")
+    p.add_argument("--host", help="address to listen on (RAG_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (RAG_PORT, default 8000)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="server processes")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("log", parents=[json_opt], help="summarise the query log")
+    p.add_argument("--data", metavar="DIR", help="data directory (RAG_DATA_DIR)")
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser(
+        "documents", parents=[index_opts, json_opt], help="list the indexed documents"
+    )
+    p.set_defaults(func=cmd_documents)
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Build the index, or with --if-stale only when it is missing, stale or incompatible."""
+    from rag.chunking import ChunkerSettings
+
+    settings = _settings(args)
+    try:
+        chunker = ChunkerSettings(max_chars=args.max_chars) if args.max_chars is not None else None
+    except ValueError as exc:
+        raise UsageError(f"argument --max-chars: {exc}") from exc
+    out = _console()
+    reason = _why_rebuild(settings, chunker or ChunkerSettings()) if args.if_stale else None
+    if args.if_stale and reason is None:
+        from rag.index import Manifest
+
+        manifest = Manifest.read(settings.index_dir)
+        if args.json:
+            _print_json(_index_json(settings, manifest, built=False))
+        else:
+            out.print(
+                f"Index at {settings.index_dir} is up to date "
+                f"({manifest.counts['documents']} documents, {manifest.counts['chunks']} chunks, "
+                f"built {manifest.built_at}): nothing to do.",
+                soft_wrap=True,
+            )
+        return 0
+
+    from rag.embedding import load_embedder
+    from rag.index import build_index
+
+    _quiet_model_loading()
+    err = _console(stderr=True)
+    if reason:
+        err.print(f"Rebuilding: {reason}", soft_wrap=True)
+    err.print(
+        f"Indexing {settings.corpus_dir} into {settings.index_dir} with {settings.model}",
+        soft_wrap=True,
+    )
+    embedder = load_embedder(settings.model, settings.batch_size)
+    manifest = build_index(
+        settings.corpus_dir, settings.index_dir, embedder, chunker, progress=not args.json
+    )
+    if args.json:
+        _print_json(_index_json(settings, manifest, built=True))
+        return 0
+    c = manifest.counts
+    out.print(
+        f"Indexed {c['documents']} documents from {c['sources']} source file(s) into "
+        f"{c['chunks']} chunks in {manifest.build_seconds:.1f} s: {settings.index_dir}",
+        soft_wrap=True,
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Print the top-k passages for a query, with citations."""
+    settings = _settings(args)
+    k = _check_request(args.query, args.k, settings)
+    retriever = _retriever(settings)
+    result = retriever.search(args.query, k, doc_id=args.doc, mode=args.mode)
+    if args.json:
+        _print_json(
+            {
+                "query": result.query,
+                "results": [h.to_dict(retriever.base_url) for h in result.hits],
+                "took_ms": round(result.took_ms, 2),
+            }
+        )
+        return 0
+    out = _console()
+    out.print(
+        f'{len(result.hits)} passages for "{result.query}" '
+        f"({result.mode}, {result.took_ms:.0f} ms)",
+        style="bold",
+        soft_wrap=True,
+        markup=False,
+    )
+    if not result.hits:
+        out.print("No passage matches this query.")
+    for hit in result.hits:
+        _print_hit(out, hit)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Print an extractive answer and the passages it cites."""
+    from rag.answer import build_answer
+
+    settings = _settings(args)
+    k = _check_request(args.question, args.k, settings)
+    retriever = _retriever(settings)
+    t0 = time.perf_counter()
+    result = retriever.search(args.question, k)
+    answer = build_answer(result.query, result.hits, retriever.embedder)
+    took_ms = (time.perf_counter() - t0) * 1000
+    if args.json:
+        _print_json(
+            {
+                "query": result.query,
+                "answer": answer.text,
+                "results": [h.to_dict(retriever.base_url) for h in result.hits],
+                "took_ms": round(took_ms, 2),
+            }
+        )
+        return 0
+    from rich.panel import Panel
+    from rich.text import Text
+
+    out = _console()
+    body = Text(answer.text or "No sentence in the top passages answers this question.")
+    out.print(Panel(body, title="Answer", title_align="left", border_style="green"))
+    cited = {s.ref for s in answer.sentences}
+    shown = [h for h in result.hits if h.rank in cited] or result.hits
+    out.print(f"Sources ({took_ms:.0f} ms)", style="bold")
+    for hit in shown:
+        _print_hit(out, hit)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Score each ranking mode on a question set by the evidence rule."""
+    from rag.evaluation import evaluate, load_questions
+
+    settings = _settings(args)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if not modes or unknown:
+        raise UsageError(
+            f"argument --modes: unknown mode {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(MODES)}"
+        )
+    k = _check_k(args.k, settings)
+    questions = load_questions(args.questions)
+    retriever = _retriever(settings)
+    reports = []
+    for mode in modes:
+
+        def retrieve(q: Any, mode: str = mode) -> list[str]:
+            return [h.chunk.text for h in retriever.search(q.question, k, mode=mode).hits]
+
+        reports.append(evaluate(mode, questions, retrieve, k))
+    if args.json:
+        _print_json({"k": k, "reports": [r.to_dict() for r in reports]})
+        return 0
+
+    from rich.table import Table
+
+    out = _console()
+    table = Table(title=f"{args.questions.name}: {len(questions)} questions, k={k}")
+    table.add_column("mode")
+    for label in ("hit@1", "hit@3", "hit@5", f"MRR@{k}", f"nDCG@{k}", "mean chars", "max chars"):
+        table.add_column(label, justify="right")
+    for r in reports:
+        table.add_row(
+            r.name,
+            *(f"{v:.3f}" for v in (r.hit_at_1, r.hit_at_3, r.hit_at_5, r.mrr_at_10, r.ndcg_at_10)),
+            f"{r.mean_chars:.0f}",
+            str(r.max_chars),
+        )
+    out.print(table)
+    focus = next((r for r in reports if r.name == "hybrid"), reports[-1])
+    if not focus.misses:
+        out.print(f"{focus.name}: every question has evidence at rank 1.")
+        return 0
+    misses = Table(title=f"{focus.name}: questions without evidence at rank 1")
+    misses.add_column("id")
+    misses.add_column("rank", justify="right")
+    misses.add_column("question")
+    for m in focus.misses:
+        misses.add_row(str(m["id"]), str(m["rank"]) if m["rank"] else f">{k}", m["question"])
+    out.print(misses)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP server in the foreground."""
+    if args.workers < 1:
+        raise UsageError("argument --workers: must be at least 1")
+    settings = _settings(args, host=args.host, port=args.port)
+    run_server = _optional_import("rag.api", "run_server", "the HTTP server")
+    run_server(settings, settings.host, settings.port, args.workers)
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    """Summarise the query log kept by the server."""
+    from rag.config import get_settings
+
+    settings = get_settings(data_dir=args.data)
+    summary = _optional_import("rag.querylog", "summary", "the query log")
+    data = summary(settings.data_dir)
+    if args.json:
+        _print_json(data)
+    else:
+        format_summary = _optional_import("rag.querylog", "format_summary", "the query log")
+        print(format_summary(data))
+    return 0
+
+
+def cmd_documents(args: argparse.Namespace) -> int:
+    """List the indexed documents with their section and chunk counts."""
+    from rag.index import load_index
+
+    settings = _settings(args)
+    # Listing needs no embedding model, so an index built by another model is still readable.
+    index = load_index(settings.index_dir)
+    try:
+        counts = index.chunk_counts()
+        docs = [
+            {
+                "id": d.id,
+                "title": d.title,
+                "source": d.source,
+                "sections": len(d.outline),
+                "chunks": counts.get(d.id, 0),
+            }
+            for d in index.documents()
+        ]
+        model = index.manifest.model
+    finally:
+        index.close()
+    if args.json:
+        _print_json({"index_dir": str(settings.index_dir), "model": model, "documents": docs})
+        return 0
+    from rich.table import Table
+
+    table = Table(
+        title=f"{len(docs)} documents in {settings.index_dir}",
+        caption=f"{sum(d['chunks'] for d in docs)} chunks, model {model}",
+    )
+    # Ids are what `--doc` takes, so they are never wrapped; the other columns give way.
+    table.add_column("id", no_wrap=True)
+    table.add_column("title")
+    table.add_column("source", overflow="fold")
+    table.add_column("sections", justify="right")
+    table.add_column("chunks", justify="right")
+    for d in docs:
+        table.add_row(d["id"], d["title"], d["source"], str(d["sections"]), str(d["chunks"]))
+    _console().print(table)
+    return 0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    """Settings from the environment, overridden by whichever flags were given."""
+    from rag.config import get_settings
+
+    return get_settings(
+        corpus_dir=getattr(args, "corpus", None),
+        index_dir=getattr(args, "index", None),
+        model=getattr(args, "model", None),
+        **extra,
+    )
+
+
+def _check_k(k: int | None, settings: Settings) -> int:
+    """k, defaulted from the settings and checked before anything slow is loaded."""
+    k = settings.k if k is None else k
+    if not 1 <= k <= settings.max_k:
+        raise UsageError(f"argument -k: must be from 1 to {settings.max_k}, not {k}")
+    return k
+
+
+def _check_request(query: str, k: int | None, settings: Settings) -> int:
+    """Reject an empty or oversized query and a bad k early; returns k."""
+    if not query.strip():
+        raise UsageError("the query must not be empty")
+    if len(query.strip()) > settings.max_query_chars:
+        raise UsageError(f"the query is longer than {settings.max_query_chars} characters")
+    return _check_k(k, settings)
+
+
+def _retriever(settings: Settings) -> Retriever:
+    """Load the index and model, warning on stderr when the corpus changed since the build."""
+    from rag.retrieval import Retriever
+
+    _quiet_model_loading()
+    retriever = Retriever.from_settings(settings)
+    corpus = Path(settings.corpus_dir)
+    # Without the corpus at hand (an index copied elsewhere) freshness cannot be judged.
+    if corpus.is_dir():
+        stale = retriever.index.stale_sources(corpus)
+        if stale:
+            shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
+            _warn(
+                f"the index is stale: {len(stale)} corpus file(s) changed since it was built "
+                f"({shown}); run `rag index` to rebuild it"
+            )
+    return retriever
+
+
+def _why_rebuild(settings: Settings, chunker: ChunkerSettings) -> str | None:
+    """Why the index must be (re)built, or None when it is fresh for these settings."""
+    from rag.documents import PARSER_VERSION
+    from rag.index import load_index
+
+    try:
+        index = load_index(settings.index_dir, settings.model)
+    except IndexNotFound:
+        return f"no index at {settings.index_dir} yet"
+    except IndexIncompatible as exc:
+        return str(exc)
+    try:
+        manifest = index.manifest
+        if manifest.parser_version != PARSER_VERSION:
+            return "the document parser changed since the build"
+        if manifest.chunker != chunker.to_dict():
+            return "the chunker settings differ from the build's"
+        stale = index.stale_sources(settings.corpus_dir)
+        if stale:
+            return f"{len(stale)} corpus file(s) changed: {', '.join(stale[:5])}"
+    finally:
+        index.close()
+    return None
+
+
+def _index_json(settings: Settings, manifest: Any, *, built: bool) -> dict[str, Any]:
+    return {
+        "built": built,
+        "index_dir": str(settings.index_dir),
+        "model": manifest.model,
+        "counts": manifest.counts,
+        "built_at": manifest.built_at,
+        "build_seconds": manifest.build_seconds,
+    }
+
+
+def _optional_import(module: str, name: str, what: str) -> Callable[..., Any]:
+    """A function from a module that may be absent in a partial installation."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise RagError(f"{what} is not available: module {module} is missing") from exc
+
+
+def _quiet_model_loading() -> None:
+    """Silence the weight-loading progress bar and a rename warning that users cannot act on."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings(
+        "ignore", message=".*get_sentence_embedding_dimension.*", category=FutureWarning
+    )
+
+
+def citation_label(hit: Hit) -> str:
+    """A citation as 'title > section (source:start-end)'."""
+    c = hit.chunk
+    # Section paths start with the document title; do not print it twice.
+    path = list(c.section_path)
+    if path and path[0] == c.title:
+        path = path[1:]
+    place = " > ".join([c.title, *path]) if c.title else " > ".join(path)
+    return f"{place} ({c.source}:{c.start}-{c.end})"
+
+
+def _print_hit(out: Console, hit: Hit) -> None:
+    from rich.padding import Padding
+    from rich.text import Text
+
+    head = Text(f"[{hit.rank}] ", style="bold cyan")
+    head.append(citation_label(hit), style="bold")
+    head.append(f"  score {hit.score:.4f}", style="dim")
+    out.print(head, soft_wrap=True)
+    out.print(Padding(Text(hit.chunk.text.strip()), (0, 0, 1, 4), expand=False))
+
+
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    # Created per call so that it writes to whatever sys.stdout is now (pytest swaps it).
+    return Console(stderr=stderr, highlight=False)
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def _fail(message: str, code: int) -> int:
+    # One line, so the message is never lost in a wrapped block or a traceback.
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+def _describe_settings_error(exc: Any) -> str:
+    """A pydantic ValidationError from Settings as one line naming the RAG_* variable."""
+    parts = []
+    for e in exc.errors():
+        field = ".".join(str(p) for p in e.get("loc", ()))
+        value = e.get("input")
+        shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        parts.append(f"RAG_{field.upper()}{shown}: {e.get('msg', 'invalid')}")
+    return "invalid setting " + "; ".join(parts)
