@@ -65,21 +65,56 @@ class _Unit:
 _LINE_MARK_RE = re.compile(r"^\s*(?:[•●▪◦·*+\-–]\s+|\d{1,3}[.)]\s+)")
 _INLINE_SPLIT_RE = re.compile(r"\s(?:-|•)\s+(?=\S)|(?<=[.!?])\s+(?=[A-Z0-9(\"'$])")
 _MARKDOWN_RE = re.compile(r"\*\*|__|`|#{1,6}\s")
+# "…and prevention Challenges:": a list's last item with the next list's label glued on.
+_GLUED_LABEL_RE = re.compile(
+    r"^(.{20,}?\S)\s+([A-Z][\w/&()-]*(?:\s(?:[A-Z][\w/&()-]*|and|of|for|&)){0,4}:)$"
+)
 _INLINE_ITEM_RE = re.compile(r"\s(?=(?:[-•*]|\d{1,2}[.)])\s+\S)")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(•$])")
 _NUMBERED_RE = re.compile(r"^\s*\d{1,3}[.)]\s")
 
 
 def passage_sentences(text: str, min_chars: int = 25) -> list[str]:
-    """Sentences and list items of a passage, cleaned of bullets and markdown emphasis."""
+    """Sentences and list items of a passage, cleaned of bullets and markdown emphasis.
+
+    An item nested under a label ("Senior-Level (7+ years):" then "Average: $189,477") is
+    prefixed with the label, since alone it no longer says what it is about.
+    """
     out = []
+    labels: list[tuple[int, str]] = []  # (indent, label) of enclosing "...:" lines
     for line in text.split("\n"):
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        while labels and labels[-1][0] >= indent:
+            labels.pop()
+        outer = labels[-1][1] if labels else ""
+        label = ""
         for piece in _INLINE_SPLIT_RE.split(line):
             piece = _MARKDOWN_RE.sub("", _LINE_MARK_RE.sub("", piece)).strip()
-            # Labels that only announce a list ("Key aspects include:") say nothing alone.
-            if len(piece) < min_chars or piece.endswith(":"):
+            if not piece:
                 continue
-            out.append(piece)
+            next_label = ""
+            if piece.endswith(":"):
+                glued = _GLUED_LABEL_RE.match(piece)
+                if glued is None:
+                    # A label announcing a list says nothing alone; it qualifies what follows.
+                    label = piece
+                    continue
+                piece, next_label = glued.group(1), glued.group(2)
+            piece = " ".join(p for p in (outer, label, piece) if p)
+            if len(piece) >= min_chars:
+                out.append(piece)
+            if next_label:
+                # The next list's label was glued to this item: it replaces the label in force.
+                label = ""
+                if labels:
+                    labels[-1] = (labels[-1][0], next_label)
+                    outer = next_label
+                else:
+                    label = next_label
+        if label and len(label) <= 80:
+            labels.append((indent, " ".join(p for p in (outer, label) if p)))
     return out
 
 
