@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rag import __version__
-from rag.errors import IndexIncompatible, IndexNotFound, RagError
+from rag.errors import CorpusEmpty, IndexIncompatible, IndexNotFound, RagError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -179,6 +179,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     from rag.embedding import load_embedder
     from rag.index import build_index
 
+    if not Path(settings.corpus_dir).is_dir():
+        # Say so before spending seconds on loading the model.
+        raise CorpusEmpty(f"corpus folder {settings.corpus_dir} does not exist")
     _quiet_model_loading()
     err = _console(stderr=True)
     if reason:
