@@ -57,7 +57,12 @@ class SentenceTransformerEmbedder:
         self.model_id, self.path = resolve_model(model)
         self.batch_size = batch_size
         self.model = SentenceTransformer(self.path, device="cpu")
-        dim = self.model.get_sentence_embedding_dimension()
+        # sentence-transformers 6 renamed the method; keep working with 5.
+        get_dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
+        dim = get_dim()
         if dim is None:
             raise ValueError(f"model {model} does not report an embedding dimension")
         self.dim = int(dim)

@@ -1,0 +1,133 @@
+"""The index directory: round trip, self-description, refusal, staleness, atomic replace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.errors import IndexIncompatible, IndexNotFound
+from rag.index import FORMAT_VERSION, Manifest, build_index, load_index
+from tests.conftest import FakeEmbedder
+
+
+@pytest.fixture
+def built(small_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
+    index_dir = tmp_path / "index"
+    build_index(small_corpus, index_dir, fake_embedder)
+    return index_dir
+
+
+def test_index_round_trip_keeps_chunks_and_vectors(built: Path, small_corpus: Path):
+    index = load_index(built)
+    chunks = index.all_chunks()
+    assert index.faiss.ntotal == len(chunks) == index.manifest.counts["chunks"]
+    assert {c.doc_id for c in chunks} == {"data-engineer", "data-analyst", "technical-recruiter"}
+    assert index.sentences is not None and index.sentences.ntotal >= len(chunks)
+    assert int(index.sentence_rows.max()) == len(chunks) - 1
+
+
+def test_manifest_describes_the_build(built: Path, small_corpus: Path):
+    data = json.loads((built / "manifest.json").read_text())
+    assert data["format_version"] == FORMAT_VERSION
+    assert data["model"] == "fake-hash-embedder"
+    assert data["dim"] == 64
+    assert data["chunker"]["max_chars"] == 900
+    assert data["faiss"]["type"] == "IndexFlatIP"
+    assert data["counts"] == {"sources": 3, "documents": 3, "chunks": data["counts"]["chunks"]}
+    assert set(data["sources"]) == {"data-engineer.md", "recruiter.txt", "sub/analyst.html"}
+    assert all(len(h) == 64 for h in data["sources"].values())
+    assert data["built_at"]
+
+
+def test_index_refuses_other_model(built: Path):
+    with pytest.raises(IndexIncompatible, match="built with model 'fake-hash-embedder'"):
+        load_index(built, "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def test_index_refuses_other_format_version(built: Path):
+    manifest = json.loads((built / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexIncompatible, match="format version 99"):
+        load_index(built)
+
+
+def test_missing_index_says_how_to_build_one(tmp_path: Path):
+    with pytest.raises(IndexNotFound, match="rag index"):
+        load_index(tmp_path / "nowhere")
+
+
+def test_changed_corpus_is_reported_stale(built: Path, small_corpus: Path):
+    index = load_index(built)
+    assert index.stale_sources(small_corpus) == []
+    (small_corpus / "recruiter.txt").write_text("Recruiter\n\nOverview\n\nChanged text.\n")
+    (small_corpus / "new.md").write_text("# New\n\nA new guide.\n")
+    (small_corpus / "data-engineer.md").unlink()
+    assert index.stale_sources(small_corpus) == ["data-engineer.md", "new.md", "recruiter.txt"]
+
+
+def test_rebuild_replaces_the_index_atomically(built: Path, small_corpus: Path, fake_embedder):
+    old = Manifest.read(built)
+    (small_corpus / "new.md").write_text("# Product Manager\n\nA product manager owns a roadmap.\n")
+    build_index(small_corpus, built, fake_embedder)
+    new = Manifest.read(built)
+    assert new.counts["documents"] == old.counts["documents"] + 1
+    leftovers = [p.name for p in built.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_failed_build_leaves_the_previous_index_serving(
+    built: Path, small_corpus: Path, fake_embedder
+):
+    before = (built / "manifest.json").read_text()
+    index = load_index(built)
+
+    def explode(tmp: Path) -> None:
+        assert (tmp / "vectors.faiss").exists()  # the new index was written, then we fail
+        raise RuntimeError("disk full")
+
+    (small_corpus / "new.md").write_text("# Nurse\n\nCares for patients.\n")
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_index(small_corpus, built, fake_embedder, before_swap=explode)
+    assert (built / "manifest.json").read_text() == before
+    assert load_index(built).manifest.counts == index.manifest.counts
+    assert [p.name for p in built.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_loaded_index_keeps_serving_its_own_rows_after_a_rebuild(
+    built: Path, small_corpus: Path, fake_embedder
+):
+    index = load_index(built)
+    first = index.all_chunks()
+    (small_corpus / "new.md").write_text("# Actuary\n\nAn actuary prices risk for insurers.\n")
+    build_index(small_corpus, built, fake_embedder)
+    assert index.all_chunks() == first
+
+
+def test_documents_are_stored_with_text_and_outline(built: Path):
+    index = load_index(built)
+    doc = index.document("data-engineer")
+    assert doc.title == "Data Engineer"
+    assert "Build ETL pipelines with Spark" in doc.text
+    assert [s["path"][-1] for s in doc.outline] == ["Data Engineer", "Responsibilities", "Salary"]
+    assert {d.id for d in index.documents()} == {
+        "data-engineer",
+        "data-analyst",
+        "technical-recruiter",
+    }
+
+
+def test_large_indexes_switch_to_hnsw():
+    import numpy as np
+
+    from rag.index import make_faiss_index
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((300, 16)).astype("float32")
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index, params = make_faiss_index(vectors, "hnsw")
+    assert params["type"] == "IndexHNSWFlat" and params["ntotal"] == 300
+    scores, ids = index.search(vectors[:5], 1)
+    assert list(ids[:, 0]) == [0, 1, 2, 3, 4]
