@@ -1,0 +1,498 @@
+"""Conversation -> standalone retrieval query, by rule, without a language model.
+
+Follow-up questions lean on earlier turns: "How much do they earn?", "And at Google?", "What
+about salary?". ``resolve_query`` rewrites the last user message into a question that stands
+alone, resolving every user turn in order so a chain of follow-ups keeps its subject:
+
+* the *subject* of a turn is the roles it names: a document title from the index matched
+  loosely ("ML fraud engineer" matches "ML Fraud Detection Engineer"), else any noun phrase
+  ending in a role word ("data engineers");
+* pronouns and role references ("they", "their", "it", "this role") are replaced by the subject
+  of the latest turn that had one;
+* elliptical follow-ups ("And at Google?", "What about salary?", "Same for data engineers?")
+  are merged with the previous resolved question: a new company or place takes the old one's
+  slot, a prepositional phrase takes the place of the one with the same preposition or is
+  added, a new role replaces the old subject, and a new topic is asked about the old subject;
+* a question without a subject that only asks about a role's attributes ("What skills do I
+  need?") is asked about the subject;
+* a question that names its own subject, or has its own content, is left alone: nothing of the
+  old subject is dragged into it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rag.errors import BadQuery
+
+_TOKEN_RE = re.compile(r"\w[\w+#&'’-]*")
+_POSSESSIVE_RE = re.compile(r"(?:['’]s|['’])$")
+_EXPANSIONS = {"ml": ("machine", "learning"), "ai": ("artificial", "intelligence")}
+
+ROLE_HEADS = frozenset(
+    "engineer scientist manager architect analyst developer researcher specialist consultant "
+    "designer administrator director officer recruiter programmer technician strategist "
+    "executive intern lead head owner practitioner professional".split()
+)
+
+# Function words and the verbs questions about careers use: they end a role noun phrase.
+_STOP = frozenset(
+    """a an the this that these those some any each every no of in on at to for from by with
+    about as into onto over under between among across within without than vs versus via per
+    and or but nor so if then also plus i me my we us our you your he him his she her it its
+    they them their one ones what which who whom whose when where why how much many is are was
+    were be been being am do does did done doing have has had having can could should would
+    will shall may might must need needs needed want wants become becoming becomes get gets
+    make makes made earn earns earned pay pays paid hire hires hiring work works working take
+    takes like more most less least very really typically usually often there here not""".split()
+)
+
+# Words that only ask about a role ("what skills do I need?"): a question made of nothing else
+# has no topic of its own, so it is about the subject of the conversation.
+_ATTRIBUTES = frozenset(
+    """skill salary compensation bonus stock equity benefit education degree qualification
+    certification certificate requirement required require responsibility duty role job
+    position career task day typical outlook demand future growth path progression promotion
+    experience tool technology language background challenge interview hour level entry
+    senior junior average range long year good important key main common usually typical
+    daily life prospect opportunity need know learn study start get into become pay paid earn
+    make do does work hard easy difficult worth much many money income""".split()
+)
+
+_QUESTION_START = frozenset(
+    """what which who whom whose when where why how is are was were do does did can could
+    should would will shall may might must have has had tell list give describe explain
+    compare name show""".split()
+)
+_PREPOSITIONS = frozenset(
+    "at in for with on from by within among across outside inside during after before near "
+    "versus vs about under over".split()
+)
+
+_LEAD_RE = re.compile(r"^(?:and|also|plus|but|or|so|ok(?:ay)?|then|now|great|thanks)\b[\s,]*", re.I)
+_ABOUT_RE = re.compile(
+    r"^(?:(?:what|how)\s+about|what\s+of|how\s+regarding|regarding|same(?:\s+question)?"
+    r"|(?:(?:can\s+you\s+|could\s+you\s+|please\s+)?tell\s+me\s+)?more(?:\s+(?:about|on))?"
+    r"|go\s+on|elaborate(?:\s+on)?|explain\s+more)\b[\s,]*",
+    re.I,
+)
+_ARTICLE_RE = re.compile(r"^(?:the|a|an)\s+", re.I)
+
+_ROLE_NOUNS = r"(?:role|job|position|career|profession|occupation|title|line\s+of\s+work)s?"
+# "the job" is a weak reference: in "the job outlook for ML engineers" it is that question's
+# own subject. It counts only in a question that names no role itself.
+_WEAK_REFERENCE = re.compile(rf"\bthe\s+{_ROLE_NOUNS}\b", re.I)
+# A reference to the subject, and what replaces it (filled with the subject's forms).
+_REFERENCES: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(rf"\b(?:this|that|such\s+an?|these|those|such)\s+{_ROLE_NOUNS}\b", re.I),
+        "the {singular} role",
+    ),
+    (_WEAK_REFERENCE, "the {singular} role"),
+    (
+        re.compile(r"\b(?:these|those|such)\s+(?:people|professionals|folks|workers)\b", re.I),
+        "{plural}",
+    ),
+    (re.compile(r"\b(?:their|theirs)\b", re.I), "{plural_possessive}"),
+    (re.compile(r"\b(?:they|them|themselves)\b", re.I), "{plural}"),
+    (re.compile(r"\b(?:his|her|hers)\b", re.I), "the {singular}'s"),
+    (re.compile(r"\b(?:he|she|him)\b", re.I), "a {singular}"),
+    (re.compile(r"\bits\b", re.I), "the {singular} role's"),
+    # Not the "it" of "is it hard to ...", "it is possible to", "it takes": those refer to nothing.
+    (
+        re.compile(
+            r"\bit\b(?!(?:\s*['’]s|\s+is|\s+was|\s+will\s+be|\s+would\s+be)?\s+(?:\w+\s+){0,2}to\b)"
+            r"(?!\s+takes?\b)",
+            re.I,
+        ),
+        "the {singular} role",
+    ),
+    (
+        re.compile(
+            r"\b(?:this|that)\b(?=\s+(?:is|was|does|do|pay|pays|require|requires|need|needs|"
+            r"involve|involves|mean|means|earn|earns|offer|offers)\b|\s*[?.!]|\s*$)",
+            re.I,
+        ),
+        "the {singular} role",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    start: int
+    end: int
+    norm: tuple[str, ...]  # lowercased, singular, acronyms expanded
+
+    @property
+    def lower(self) -> str:
+        return self.text.lower()
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A role named in a text: its exact span there."""
+
+    text: str
+    start: int
+    end: int
+
+
+def _singular(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _norm(word: str) -> tuple[str, ...]:
+    w = _POSSESSIVE_RE.sub("", word.lower())
+    return _EXPANSIONS.get(w, (_singular(w),))
+
+
+def _tokens(text: str) -> list[_Token]:
+    return [
+        _Token(m.group(), m.start(), m.end(), _norm(m.group())) for m in _TOKEN_RE.finditer(text)
+    ]
+
+
+def _plural(phrase: str) -> str:
+    head, _, last = phrase.rpartition(" ")
+    low = last.lower()
+    if low.endswith("s") and not low.endswith(("ss", "us", "is")):
+        plural = last
+    elif low.endswith("y") and low[-2:-1] not in ("a", "e", "i", "o", "u"):
+        plural = last[:-1] + "ies"
+    elif low.endswith(("sh", "ch", "x", "z", "ss")):
+        plural = last + "es"
+    else:
+        plural = last + "s"
+    return f"{head} {plural}" if head else plural
+
+
+def _singular_phrase(phrase: str) -> str:
+    head, _, last = phrase.rpartition(" ")
+    last = last if last.isupper() else _POSSESSIVE_RE.sub("", last)
+    single = last[:-1] if last.lower() == _singular(last.lower()) + "s" else last
+    if last.lower().endswith("ies") and len(last) > 4:
+        single = last[:-3] + "y"
+    return f"{head} {single}" if head else single
+
+
+class SubjectFinder:
+    """Finds the roles a text names, preferring the index's own document titles."""
+
+    def __init__(self, known_subjects: Sequence[str] = ()) -> None:
+        self._known: list[tuple[str, ...]] = []
+        for title in known_subjects:
+            norm = tuple(n for t in _tokens(title) for n in t.norm)
+            if norm and norm not in self._known:
+                self._known.append(norm)
+
+    def find(self, text: str) -> list[Subject]:
+        """Roles named in ``text``, in order, without overlaps."""
+        tokens = _tokens(text)
+        candidates = [
+            span
+            for i in range(len(tokens))
+            if (span := self._known_at(tokens, i) or self._generic_at(tokens, i))
+        ]
+        # "lead" is a role word too: the longest phrase wins ("lead data scientist").
+        candidates.sort(key=lambda span: span[0] - span[1])
+        spans: list[tuple[int, int]] = []
+        for span in candidates:
+            if not any(s <= span[1] and span[0] <= e for s, e in spans):
+                spans.append(span)
+        spans.sort()
+        return [
+            Subject(text[tokens[s].start : tokens[e].end], tokens[s].start, tokens[e].end)
+            for s, e in spans
+        ]
+
+    def _known_at(self, tokens: Sequence[_Token], i: int) -> tuple[int, int] | None:
+        """Span of the best title whose last word is token ``i``, matched loosely."""
+        best: tuple[float, int, int] | None = None
+        for title in self._known:
+            if tokens[i].norm[-1] != title[-1]:
+                continue
+            wanted = set(title[:-1])
+            start, found = i, 0
+            # Look back over the noun phrase: no further than the title is long, no stop word.
+            for j in range(i - 1, max(-1, i - len(title) - 1), -1):
+                if tokens[j].lower in _STOP:
+                    break
+                hits = wanted.intersection(tokens[j].norm)
+                if hits:
+                    found += len(hits)
+                    wanted -= hits
+                    start = j
+            score = (found + 1) / len(title)
+            # A lone role word ("engineer") matches no title with more words than that.
+            if (found or len(title) == 1) and score >= 0.6:
+                if best is None or (found, score) > (best[0], best[1]):
+                    best = (found, score, start)
+        return (best[2], i) if best else None
+
+    @staticmethod
+    def _generic_at(tokens: Sequence[_Token], i: int) -> tuple[int, int] | None:
+        """Span of a noun phrase ending in a role word at token ``i`` ("data engineers")."""
+        if tokens[i].norm[-1] not in ROLE_HEADS or tokens[i].lower in _STOP:
+            return None
+        start = i
+        while start > 0 and i - start < 3 and tokens[start - 1].lower not in _STOP:
+            start -= 1
+        return start, i
+
+
+def _forms(subjects: Sequence[Subject]) -> dict[str, str]:
+    names = [_ARTICLE_RE.sub("", s.text) for s in subjects]
+    plural = " and ".join(_plural(n) for n in names)
+    singular = " and ".join(_singular_phrase(n) for n in names)
+    possessive = plural + "'" if plural.endswith("s") else plural + "'s"
+    return {"plural": plural, "singular": singular, "plural_possessive": possessive}
+
+
+def _first_reference(text: str, *, weak: bool = True) -> re.Match[str] | None:
+    matches = [
+        m
+        for pattern, _ in _REFERENCES
+        if (weak or pattern is not _WEAK_REFERENCE) and (m := pattern.search(text))
+    ]
+    return min(matches, key=lambda m: m.start()) if matches else None
+
+
+def _substitute(text: str, subjects: Sequence[Subject]) -> str:
+    forms = _forms(subjects)
+    for pattern, template in _REFERENCES:
+        replacement = template.format(**forms)
+
+        def repl(m: re.Match[str], replacement: str = replacement) -> str:
+            before = m.string[: m.start()].rstrip()
+            if not before or before.endswith((".", "?", "!")):
+                return replacement[0].upper() + replacement[1:]
+            return replacement
+
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _content(text: str) -> list[_Token]:
+    return [t for t in _tokens(text) if t.lower not in _STOP]
+
+
+def _entities(
+    text: str, exclude: Sequence[Subject] = (), *, initial: bool = False
+) -> list[Subject]:
+    """Runs of capitalised words (companies, places), joined across "and" / "or" / commas."""
+    tokens = _tokens(text)
+    runs: list[list[_Token]] = []
+    for n, tok in enumerate(tokens):
+        capital = tok.text[:1].isupper() and not tok.text.isupper() and tok.text != "I"
+        # A fragment starts with a capital anyway: "Salary?" names no company.
+        common = tok.lower in _STOP or tok.norm[-1] in _ATTRIBUTES
+        sentence_start = n == 0 or text[: tok.start].rstrip().endswith((".", "?", "!"))
+        inside = any(s.start <= tok.start < s.end for s in exclude)
+        if not capital or inside or (sentence_start and (not initial or common)):
+            continue
+        prev = runs[-1][-1] if runs else None
+        gap = text[prev.end : tok.start] if prev else ""
+        if prev and re.fullmatch(r"\s*(?:,|,?\s*and|,?\s*or|&)?\s*", gap, re.I):
+            runs[-1].append(tok)
+        else:
+            runs.append([tok])
+    return [Subject(text[r[0].start : r[-1].end], r[0].start, r[-1].end) for r in runs]
+
+
+def _append(question: str, phrase: str) -> str:
+    """Add a phrase at the end of a question, before its question mark."""
+    body = question.rstrip(" ?.!")
+    return f"{body} {phrase}?"
+
+
+def _replace(text: str, span: Subject, new: str) -> str:
+    return text[: span.start] + new + text[span.end :]
+
+
+def _swap_subject(text: str, old: Subject, new: Subject) -> str:
+    """Put the role ``new`` where ``old`` is, in the same number, fixing "a"/"an" before it."""
+    name = _ARTICLE_RE.sub("", new.text)
+    plural = _singular_phrase(old.text) != old.text
+    name = _plural(name) if plural else _singular_phrase(name)
+    before = text[: old.start]
+    article = re.search(r"\b(an?)\s+$", before, re.I)
+    if article:
+        fixed = "an" if name[:1].lower() in "aeiou" else "a"
+        if article.group(1)[0].isupper():
+            fixed = fixed.capitalize()
+        before = before[: article.start(1)] + fixed + before[article.end(1) :]
+    return before + name + text[old.end :]
+
+
+def _prep_phrase(text: str, prep: str, exclude: Sequence[Subject]) -> Subject | None:
+    """The span of ``prep`` and the few words after it in ``text``, outside any subject."""
+    tokens = _tokens(text)
+    for n, tok in enumerate(tokens):
+        if tok.lower != prep or any(s.start <= tok.start < s.end for s in exclude):
+            continue
+        end = n
+        for m in range(n + 1, min(len(tokens), n + 5)):
+            between = text[tokens[m - 1].end : tokens[m].start]
+            if any(c in between for c in ",.;:?!") or tokens[m].lower in _PREPOSITIONS:
+                break
+            end = m
+            if tokens[m].lower not in ("the", "a", "an"):
+                # Stop after the first content word unless the next is capitalised too.
+                nxt = tokens[m + 1] if m + 1 < len(tokens) else None
+                if not (nxt and _capital(nxt) and _capital(tokens[m])):
+                    break
+        if end > n:
+            return Subject(text[tok.start : tokens[end].end], tok.start, tokens[end].end)
+    return None
+
+
+def _capital(tok: _Token) -> bool:
+    return tok.text[:1].isupper()
+
+
+def _underspecified(text: str) -> bool:
+    """A question whose every content word only asks about a role's attributes."""
+    words = _content(text)
+    return bool(words) and all(w.norm[-1] in _ATTRIBUTES for w in words)
+
+
+def _strip_end(text: str) -> str:
+    return text.strip().rstrip(" ?.!").strip()
+
+
+class _Resolver:
+    def __init__(self, finder: SubjectFinder) -> None:
+        self.finder = finder
+        self.resolved: list[str] = []
+        self.subjects: list[Sequence[Subject]] = []  # subjects of each resolved turn
+
+    def context_subjects(self) -> Sequence[Subject]:
+        for subjects in reversed(self.subjects):
+            if subjects:
+                return subjects
+        return ()
+
+    def add(self, text: str, assistant_before: str = "") -> str:
+        query = self._resolve(text.strip(), assistant_before)
+        self.resolved.append(query)
+        self.subjects.append(self.finder.find(query))
+        return query
+
+    def _resolve(self, text: str, assistant: str) -> str:
+        if not self.resolved:
+            return text
+        previous = self.resolved[-1]
+        subjects = self.context_subjects()
+        if not subjects and assistant:
+            # A user who asks "how much do they earn?" may mean a role the answer named.
+            subjects = self.finder.find(assistant)[:1]
+        led = _LEAD_RE.match(text)
+        rest = text[led.end() :] if led else text
+        about = _ABOUT_RE.match(rest)
+        if about:
+            return self._elliptical(rest[about.end() :], previous, subjects, marked=True)
+        words = _tokens(rest)
+        starts_question = bool(words) and words[0].lower in _QUESTION_START
+        if not starts_question and (led or len(_content(rest)) <= 3):
+            return self._elliptical(rest, previous, subjects, marked=bool(led))
+        return self._question(rest, previous, subjects)
+
+    def _question(self, text: str, previous: str, subjects: Sequence[Subject]) -> str:
+        own = self.finder.find(text)
+        ref = _first_reference(text, weak=not own)
+        if ref and not (own and own[0].start < ref.start()):
+            if subjects:
+                return _substitute(text, subjects)
+            return f"{text} {' '.join(t.text for t in _content(previous))}"
+        if not own and subjects and _underspecified(text):
+            return _append(text, "for " + _forms(subjects)["plural"])
+        return text
+
+    def _elliptical(
+        self, body: str, previous: str, subjects: Sequence[Subject], *, marked: bool
+    ) -> str:
+        body = _strip_end(body)
+        if not _content(body):
+            return previous  # "Tell me more", "Why?": the same question again
+        own = self.finder.find(body)
+        if own:
+            if not marked:
+                return body + "?"  # "Requirements for data engineers?" stands alone
+            old = self.finder.find(previous)
+            if old:
+                # "Same for data engineers?": ask the previous question about the new role.
+                return _swap_subject(previous, old[0], own[0])
+            return _append(previous, body)
+        if _first_reference(body) and subjects:
+            return _substitute(body, subjects) + "?"
+        previous_subjects = self.finder.find(previous)
+        new_entities = _entities(body, initial=True)
+        old_entities = _entities(previous, previous_subjects)
+        if new_entities and old_entities:
+            # "And at Google?" after "... at Meta?": the new name takes the old one's slot.
+            return _replace(previous, old_entities[0], new_entities[0].text)
+        words = _tokens(body)
+        if words and words[0].lower in _PREPOSITIONS:
+            old = _prep_phrase(previous, words[0].lower, previous_subjects)
+            if old:
+                return _replace(previous, old, body)
+            return _append(previous, body)
+        if new_entities:
+            return _append(previous, body)
+        topic = _ARTICLE_RE.sub("", body)
+        if subjects:
+            # "What about salary?": the new topic, asked about the old subject.
+            return f"{_forms(subjects)['singular']} {topic}"
+        return _append(previous, topic)
+
+
+def _get(message: object, key: str) -> object:
+    if isinstance(message, Mapping):
+        return message.get(key)
+    return getattr(message, key, None)
+
+
+def resolve_query(
+    messages: Sequence[Mapping[str, str] | object],
+    known_subjects: Sequence[str] = (),
+    *,
+    max_chars: int | None = None,
+) -> str:
+    """The standalone retrieval query the conversation's last user message resolves to."""
+    if not messages:
+        raise BadQuery("messages must not be empty", field="messages")
+    last = len(messages) - 1
+    if _get(messages[last], "role") != "user":
+        raise BadQuery("the last message must be from the user", field=f"messages.{last}.role")
+    content = _get(messages[last], "content")
+    if not isinstance(content, str) or not content.strip():
+        raise BadQuery("the last message must not be empty", field=f"messages.{last}.content")
+    if max_chars is not None and len(content.strip()) > max_chars:
+        raise BadQuery(
+            f"the last message is longer than {max_chars} characters",
+            field=f"messages.{last}.content",
+        )
+    resolver = _Resolver(SubjectFinder(known_subjects))
+    assistant = ""
+    query = content.strip()
+    for message in messages:
+        text = _get(message, "content")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        if _get(message, "role") == "user":
+            query = resolver.add(text, assistant)
+            assistant = ""
+        else:
+            assistant = text
+    if max_chars is not None and len(query) > max_chars:
+        # Merged context can outgrow the limit; the latest words matter most, so keep the end.
+        query = query[-max_chars:].lstrip()
+    return query
