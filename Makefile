@@ -1,0 +1,62 @@
+# A fresh clone needs exactly two commands: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# python3.11 when it exists, else whatever python3 is (pyproject asks for >= 3.11).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# `make run PORT=8000 HOST=127.0.0.1`; RAG_HOST / RAG_PORT in the environment also count.
+HOST ?= $(or $(RAG_HOST),127.0.0.1)
+PORT ?= $(or $(RAG_PORT),8000)
+WORKERS ?= 1
+DEV_QUESTIONS ?= $(firstword $(wildcard ../shared/eval/dev_questions.jsonl) tests/data/dev_questions.jsonl)
+
+# The model ships inside a Python package; nothing may be fetched from a hub at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: help venv .venv index run serve test lint format eval clean
+
+help: ## list the targets
+	@grep -E '^[a-z. ]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{sub(/ .*/, "", $$1); printf "  make %-8s %s\n", $$1, $$2}'
+
+venv .venv: $(STAMP) ## create .venv and install the project with its dev tools
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch goes first and pinned: a bare torch requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/pip install -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	touch $@
+
+index: $(STAMP) ## build the index, only if it is missing, stale or from another model
+	$(BIN)/rag index --if-stale
+
+run: index ## build the index if needed, then serve on HOST:PORT (default 127.0.0.1:8000)
+	$(BIN)/rag serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+serve: run
+
+test: $(STAMP) ## lint, then the whole test suite
+	$(BIN)/ruff check rag tests
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check rag tests
+	$(BIN)/ruff format --check rag tests
+
+format: $(STAMP) ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format rag tests
+	$(BIN)/ruff check --fix rag tests
+
+eval: index ## score dense, BM25 and hybrid retrieval on the dev questions
+	$(BIN)/rag eval $(DEV_QUESTIONS)
+
+clean: ## remove the virtualenv, the index and caches
+	rm -rf $(VENV) index .index.tmp-* .index.old-* .pytest_cache .ruff_cache *.egg-info
