@@ -726,11 +726,14 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = Services(settings, QueryLog(settings.data_dir))
         app.state.services = svc
+        # The HTML pages (rag.webui) look the index up here.
+        app.state.retriever = None
         loader = None
         if retriever is not None:
             await anyio.to_thread.run_sync(svc.attach, retriever)
+            app.state.retriever = retriever
         else:
-            loader = asyncio.create_task(_load(svc))
+            loader = asyncio.create_task(_load(app, svc))
         try:
             yield
         finally:
@@ -765,11 +768,12 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
     return app
 
 
-async def _load(svc: Services) -> None:
+async def _load(app: FastAPI, svc: Services) -> None:
     """Load the configured index in a worker thread; a failure is kept for /ready to report."""
     try:
         retriever = await anyio.to_thread.run_sync(Retriever.from_settings, svc.settings)
         await anyio.to_thread.run_sync(svc.attach, retriever)
+        app.state.retriever = retriever
     except RagError as exc:
         svc.error = str(exc)
         log.error("cannot serve: %s", exc)

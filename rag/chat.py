@@ -131,6 +131,11 @@ class _Token:
     def lower(self) -> str:
         return self.text.lower()
 
+    @property
+    def stop(self) -> bool:
+        # "US" and "IT" are names, not the words "us" and "it".
+        return self.lower in _STOP and not (len(self.text) > 1 and self.text.isupper())
+
 
 @dataclass(frozen=True)
 class Subject:
@@ -223,7 +228,7 @@ class SubjectFinder:
             start, found = i, 0
             # Look back over the noun phrase: no further than the title is long, no stop word.
             for j in range(i - 1, max(-1, i - len(title) - 1), -1):
-                if tokens[j].lower in _STOP:
+                if tokens[j].stop:
                     break
                 hits = wanted.intersection(tokens[j].norm)
                 if hits:
@@ -240,10 +245,10 @@ class SubjectFinder:
     @staticmethod
     def _generic_at(tokens: Sequence[_Token], i: int) -> tuple[int, int] | None:
         """Span of a noun phrase ending in a role word at token ``i`` ("data engineers")."""
-        if tokens[i].norm[-1] not in ROLE_HEADS or tokens[i].lower in _STOP:
+        if tokens[i].norm[-1] not in ROLE_HEADS or tokens[i].stop:
             return None
         start = i
-        while start > 0 and i - start < 3 and tokens[start - 1].lower not in _STOP:
+        while start > 0 and i - start < 3 and not tokens[start - 1].stop:
             start -= 1
         return start, i
 
@@ -281,7 +286,7 @@ def _substitute(text: str, subjects: Sequence[Subject]) -> str:
 
 
 def _content(text: str) -> list[_Token]:
-    return [t for t in _tokens(text) if t.lower not in _STOP]
+    return [t for t in _tokens(text) if not t.stop]
 
 
 def _entities(
@@ -293,7 +298,7 @@ def _entities(
     for n, tok in enumerate(tokens):
         capital = tok.text[:1].isupper() and not tok.text.isupper() and tok.text != "I"
         # A fragment starts with a capital anyway: "Salary?" names no company.
-        common = tok.lower in _STOP or tok.norm[-1] in _ATTRIBUTES
+        common = tok.stop or tok.norm[-1] in _ATTRIBUTES
         sentence_start = n == 0 or text[: tok.start].rstrip().endswith((".", "?", "!"))
         inside = any(s.start <= tok.start < s.end for s in exclude)
         if not capital or inside or (sentence_start and (not initial or common)):
@@ -333,29 +338,22 @@ def _swap_subject(text: str, old: Subject, new: Subject) -> str:
 
 
 def _prep_phrase(text: str, prep: str, exclude: Sequence[Subject]) -> Subject | None:
-    """The span of ``prep`` and the few words after it in ``text``, outside any subject."""
+    """The span of ``prep`` and the noun phrase after it in ``text``, outside any subject."""
     tokens = _tokens(text)
     for n, tok in enumerate(tokens):
         if tok.lower != prep or any(s.start <= tok.start < s.end for s in exclude):
             continue
         end = n
+        # The phrase runs over articles and content words, to punctuation or a function word.
         for m in range(n + 1, min(len(tokens), n + 5)):
             between = text[tokens[m - 1].end : tokens[m].start]
-            if any(c in between for c in ",.;:?!") or tokens[m].lower in _PREPOSITIONS:
+            article = tokens[m].lower in ("the", "a", "an")
+            if any(c in between for c in ",.;:?!") or (tokens[m].stop and not article):
                 break
             end = m
-            if tokens[m].lower not in ("the", "a", "an"):
-                # Stop after the first content word unless the next is capitalised too.
-                nxt = tokens[m + 1] if m + 1 < len(tokens) else None
-                if not (nxt and _capital(nxt) and _capital(tokens[m])):
-                    break
         if end > n:
             return Subject(text[tok.start : tokens[end].end], tok.start, tokens[end].end)
     return None
-
-
-def _capital(tok: _Token) -> bool:
-    return tok.text[:1].isupper()
 
 
 def _underspecified(text: str) -> bool:
@@ -396,6 +394,7 @@ class _Resolver:
             subjects = self.finder.find(assistant)[:1]
         led = _LEAD_RE.match(text)
         rest = text[led.end() :] if led else text
+        rest = rest[:1].upper() + rest[1:]
         about = _ABOUT_RE.match(rest)
         if about:
             return self._elliptical(rest[about.end() :], previous, subjects, marked=True)
