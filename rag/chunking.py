@@ -17,7 +17,7 @@ HARD_MAX_CHARS = 1500
 class ChunkerSettings:
     """Chunking parameters; they are stored in the index manifest."""
 
-    max_chars: int = 900
+    max_chars: int = 800
     overlap_chars: int = 200
     # A split never leaves a chunk shorter than this when a better boundary exists.
     min_chars: int = 250

@@ -33,7 +33,7 @@ def test_manifest_describes_the_build(built: Path, small_corpus: Path):
     assert data["format_version"] == FORMAT_VERSION
     assert data["model"] == "fake-hash-embedder"
     assert data["dim"] == 64
-    assert data["chunker"]["max_chars"] == 900
+    assert data["chunker"]["max_chars"] == 800
     assert data["faiss"]["type"] == "IndexFlatIP"
     assert data["counts"] == {"sources": 3, "documents": 3, "chunks": data["counts"]["chunks"]}
     assert set(data["sources"]) == {"data-engineer.md", "recruiter.txt", "sub/analyst.html"}
