@@ -2,6 +2,109 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import lru_cache
+from importlib import resources
 
-router = APIRouter()
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from rag.errors import DocumentNotFound
+
+router = APIRouter(include_in_schema=False)
+
+# Assets the pages load from /web/; anything else under that path is a 404.
+ASSET_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# The pages build every piece of data into the DOM as text; the policy is a second line of defence.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+)
+# The widget builds its shadow-DOM stylesheet at run time, so the demo page allows that.
+DEMO_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'"
+)
+PAGE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
+WIDGET_MAX_AGE = 300
+
+
+@lru_cache(maxsize=32)
+def read_asset(name: str) -> str:
+    """Text of one file shipped in ``rag/web``."""
+    return resources.files("rag").joinpath("web", name).read_text(encoding="utf-8")
+
+
+def _page(name: str, status_code: int = 200, csp: str = PAGE_CSP) -> HTMLResponse:
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": csp}
+    return HTMLResponse(read_asset(name), status_code=status_code, headers=headers)
+
+
+def _document_exists(request: Request, doc_id: str) -> bool | None:
+    """Whether the loaded index holds ``doc_id``; None when no index is at hand to ask."""
+    retriever = getattr(request.app.state, "retriever", None)
+    index = getattr(retriever, "index", None)
+    if index is None or not hasattr(index, "document"):
+        return None
+    try:
+        index.document(doc_id)
+    except DocumentNotFound:
+        return False
+    return True
+
+
+@router.api_route(methods=["GET", "HEAD"], path="/", response_class=HTMLResponse)
+def chat_page() -> HTMLResponse:
+    """The chat page: a streaming conversation over the guides."""
+    return _page("chat.html")
+
+
+@router.api_route(methods=["GET", "HEAD"], path="/view/{doc_id}", response_class=HTMLResponse)
+def viewer_page(request: Request, doc_id: str) -> HTMLResponse:
+    """The source viewer; the page itself fetches the document and marks the cited span."""
+    found = _document_exists(request, doc_id)
+    return _page("viewer.html", status_code=404 if found is False else 200)
+
+
+@router.api_route(methods=["GET", "HEAD"], path="/demo", response_class=HTMLResponse)
+def demo_page() -> HTMLResponse:
+    """A sample careers site that embeds the widget with the one-tag snippet."""
+    return _page("demo.html", csp=DEMO_CSP)
+
+
+@router.api_route(methods=["GET", "HEAD"], path="/widget.js")
+def widget_script() -> Response:
+    """The embeddable widget, loadable from any origin with a plain script tag."""
+    return Response(
+        read_asset("widget.js"),
+        media_type="text/javascript; charset=utf-8",
+        headers={
+            "Cache-Control": f"public, max-age={WIDGET_MAX_AGE}",
+            "X-Content-Type-Options": "nosniff",
+            "Cross-Origin-Resource-Policy": "cross-origin",
+        },
+    )
+
+
+@router.api_route(methods=["GET", "HEAD"], path="/web/{name}")
+def web_asset(name: str) -> Response:
+    """Scripts and styles of the chat page and the viewer."""
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    if suffix not in ASSET_TYPES or "/" in name or name.startswith("."):
+        raise HTTPException(status_code=404, detail="not found")
+    try:
+        body = read_asset(name)
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise HTTPException(status_code=404, detail="not found") from exc
+    return Response(
+        body,
+        media_type=ASSET_TYPES[suffix],
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
