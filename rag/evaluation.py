@@ -143,3 +143,63 @@ def _ndcg(rel: Sequence[int], k: int) -> float:
     dcg = sum(r / math.log2(i + 2) for i, r in enumerate(rel[:k]))
     ideal = sum(1 / math.log2(i + 2) for i in range(min(sum(rel), k)))
     return dcg / ideal if ideal else 0.0
+
+
+def query_for(question: Question, known_subjects: Sequence[str] = ()) -> str:
+    """The retrieval query of a question; a conversation is resolved as /chat resolves it."""
+    if not question.turns:
+        return question.question
+    from rag.chat import resolve_query
+
+    return resolve_query(question.turns, known_subjects)
+
+
+def compare(
+    retriever: Any,
+    questions: Sequence[Question],
+    modes: Sequence[str],
+    k: int = 10,
+) -> list[Report]:
+    """Evaluate several ranking modes of one retriever on one question set."""
+    subjects = [d.title for d in retriever.index.documents()]
+    queries = {q.id: query_for(q, subjects) for q in questions}
+    reports = []
+    for mode in modes:
+
+        def retrieve(q: Question, mode: str = mode) -> list[str]:
+            return [h.chunk.text for h in retriever.search(queries[q.id], k, mode=mode).hits]
+
+        reports.append(evaluate(mode, questions, retrieve, k))
+    return reports
+
+
+def plot_reports(reports: dict[str, Sequence[Report]], path: Path) -> Path:
+    """Bar chart of hit@1, hit@5, MRR@10 and nDCG@10 per retriever, one panel per question set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [("hit@1", "hit_at_1"), ("hit@5", "hit_at_5"), ("MRR@10", "mrr_at_10"),
+               ("nDCG@10", "ndcg_at_10")]  # fmt: skip
+    fig, axes = plt.subplots(1, len(reports), figsize=(6 * len(reports), 4), squeeze=False)
+    for ax, (name, reps) in zip(axes[0], reports.items(), strict=True):
+        width = 0.8 / max(len(reps), 1)
+        for i, rep in enumerate(reps):
+            xs = [j + i * width for j in range(len(metrics))]
+            values = [getattr(rep, attr) for _, attr in metrics]
+            bars = ax.bar(xs, values, width, label=rep.name)
+            ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+        ax.set_xticks([j + width * (len(reps) - 1) / 2 for j in range(len(metrics))])
+        ax.set_xticklabels([m for m, _ in metrics])
+        ax.set_ylim(0, 1.08)
+        n = reps[0].n if reps else 0
+        ax.set_title(f"{name} ({n} questions)")
+        ax.legend(loc="lower right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
