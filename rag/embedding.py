@@ -1,7 +1,8 @@
 """Embedders: a small interface, the sentence-transformers implementation, and model lookup.
 
 Heavy imports (torch, sentence-transformers) happen inside functions so that commands which
-never embed stay fast to start.
+never embed stay fast to start. Queries go through ``load_query_embedder``, which prefers the
+index's ONNX export (rag.onnx_embedder) and so never imports torch at all.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -100,3 +101,60 @@ def load_embedder(model: str = DEFAULT_MODEL, batch_size: int = 64) -> Embedder:
         if key not in _cache:
             _cache[key] = SentenceTransformerEmbedder(model, batch_size)
         return _cache[key]
+
+
+QUERY_BACKENDS = ("auto", "onnx", "torch")
+_onnx_cache: dict[str, tuple[tuple[int, int], Embedder]] = {}
+
+
+def load_query_embedder(settings: Any, index: Any) -> Embedder:
+    """The embedder for queries against ``index``: its ONNX export when allowed, else torch.
+
+    ``settings`` is anything with ``model``, ``batch_size`` and ``query_backend`` attributes
+    (Settings, an argparse namespace); ``query_backend`` is "auto" (ONNX when the index has an
+    export of its model, else sentence-transformers), "onnx" (required) or "torch".
+    """
+    from rag.errors import IndexIncompatible, RagError
+
+    backend = str(getattr(settings, "query_backend", "auto") or "auto").lower()
+    if backend not in QUERY_BACKENDS:
+        raise RagError(
+            f"invalid setting RAG_QUERY_BACKEND={backend!r}: use {', '.join(QUERY_BACKENDS)}"
+        )
+    model = getattr(settings, "model", None) or DEFAULT_MODEL
+    batch_size = int(getattr(settings, "batch_size", 64) or 64)
+    if backend != "torch":
+        onnx_dir = onnx_dir_of(index)
+        if onnx_dir is not None:
+            return _load_onnx(onnx_dir)
+        if backend == "onnx":
+            raise IndexIncompatible(
+                f"the index at {index.path} has no ONNX export of its model: rebuild it with "
+                "`rag index`, or set RAG_QUERY_BACKEND=torch"
+            )
+    return load_embedder(model, batch_size)
+
+
+def onnx_dir_of(index: Any) -> Path | None:
+    """The index's ONNX export of the model it was built with, if it has a usable one."""
+    info = index.manifest.extra.get("onnx") or {}
+    if not info or info.get("model_id") != index.manifest.model:
+        return None
+    from rag.onnx_embedder import has_onnx
+
+    path = Path(index.path) / info.get("path", "onnx")
+    return path if has_onnx(path) else None
+
+
+def _load_onnx(directory: Path) -> Embedder:
+    from rag.onnx_embedder import MODEL, OnnxEmbedder
+
+    # One per directory, checked against the file's identity: a rebuild swaps a new export in at
+    # the same path, and the old session (about 100 MB) should not be kept alive beside it.
+    st = (directory / MODEL).stat()
+    key, stamp = str(directory.resolve()), (st.st_ino, st.st_mtime_ns)
+    with _cache_lock:
+        cached = _onnx_cache.get(key)
+        if cached is None or cached[0] != stamp:
+            cached = _onnx_cache[key] = (stamp, OnnxEmbedder(directory))
+        return cached[1]

@@ -10,6 +10,8 @@ An index is a directory that describes itself (after bm25s and txtai)::
       sentence_rows.npy  path; row j = the chunk row that sentence j belongs to
       bm25/            the bm25s index over the same rows
       meta.sqlite      chunks and documents, read on demand so a million chunks cost no RAM
+      onnx/            the model exported to ONNX, so queries need neither torch nor its start-up
+                       time (rag.onnx_embedder; only for sentence-transformers embedders)
 
 A build writes a temporary sibling directory and swaps it into place, so a failed build
 leaves the previous index untouched and readers never see a half-written one.
@@ -154,8 +156,13 @@ def build_index(
     faiss_kind: str = "auto",
     sentence_index: bool | None = None,
     before_swap: Callable[[Path], None] | None = None,
+    onnx: bool | None = None,
 ) -> Manifest:
-    """Parse, chunk, embed and index the corpus, then atomically replace ``index_dir``."""
+    """Parse, chunk, embed and index the corpus, then atomically replace ``index_dir``.
+
+    ``onnx`` (default: when the embedder is a SentenceTransformerEmbedder) also exports the model
+    into ``index_dir/onnx`` for torch-free queries.
+    """
     import faiss
 
     t0 = time.perf_counter()
@@ -188,6 +195,13 @@ def build_index(
             np.save(tmp / "sentence_rows.npy", sent_rows)
         bm25.save(str(tmp / "bm25"), show_progress=False)
         _write_meta(tmp / "meta.sqlite", docs, chunks)
+        extra: dict[str, Any] = {}
+        if onnx is None:
+            from rag.embedding import SentenceTransformerEmbedder
+
+            onnx = isinstance(embedder, SentenceTransformerEmbedder)
+        if onnx:
+            extra["onnx"] = _export_onnx(embedder, tmp / "onnx", index_dir / "onnx")
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             model=embedder.model_id,
@@ -200,6 +214,7 @@ def build_index(
             counts={"sources": len(sources), "documents": len(docs), "chunks": len(chunks)},
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             build_seconds=round(time.perf_counter() - t0, 3),
+            extra={k: v for k, v in extra.items() if v},
         )
         manifest.write(tmp)
         if before_swap is not None:
@@ -209,6 +224,18 @@ def build_index(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _export_onnx(embedder: Embedder, out: Path, previous: Path) -> dict[str, Any] | None:
+    """Export for torch-free queries; a failure only costs that speed-up, never the build."""
+    from rag.onnx_embedder import export_embedder
+
+    try:
+        return export_embedder(embedder, out, reuse_from=previous)
+    except Exception as exc:  # an architecture the exporter cannot reproduce, say
+        log.warning("no ONNX export of %s, queries will load torch: %s", embedder.model_id, exc)
+        shutil.rmtree(out, ignore_errors=True)
+        return None
 
 
 def sentence_units(chunks: Sequence[Chunk]) -> tuple[list[str], np.ndarray]:

@@ -1,0 +1,297 @@
+"""Query embeddings without torch: an ONNX export of the sentence-transformers model.
+
+``export_onnx`` (which needs torch, so it runs at index time) writes a directory::
+
+    onnx/
+      model.onnx       the transformer: input_ids, attention_mask, token_type_ids ->
+                       last_hidden_state, with dynamic batch and sequence axes
+      tokenizer.json   the model's fast tokenizer
+      config.json      model_id, dim, max_seq_length, pooling = mean, normalize = true
+
+``OnnxEmbedder`` reads it with onnxruntime and the ``tokenizers`` package only, so a process that
+just answers queries never pays torch's import (about 2 s cold) or its memory (about 300 MB).
+Mean pooling over the attention mask and L2 normalisation are done here in numpy, exactly as the
+sentence-transformers Pooling and Normalize modules do them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONFIG = "config.json"
+MODEL = "model.onnx"
+TOKENIZER = "tokenizer.json"
+EXPORT_VERSION = 1
+# Has every op BERT needs (LayerNormalization among them); onnxruntime runs it since 1.12.
+OPSET = 17
+
+
+def export_onnx(
+    model: Any,
+    out_dir: Path | str,
+    *,
+    model_id: str | None = None,
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """Export a sentence-transformers model (path, name or loaded model) to ``out_dir``."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from rag.embedding import resolve_model
+
+    if isinstance(model, SentenceTransformer):
+        st = model  # already loaded (at index time): do not pay for a second copy
+    else:
+        resolved_id, path = resolve_model(str(model))
+        model_id = model_id or resolved_id
+        st = SentenceTransformer(path, device="cpu")
+    transformer, pooling, normalize = _check_architecture(st)
+    hf_model = transformer.auto_model
+    tokenizer = st.tokenizer
+    if tokenizer is None or not getattr(tokenizer, "is_fast", False):
+        raise ValueError("ONNX export needs a model with a fast (tokenizers) tokenizer")
+    max_seq_length = int(st.max_seq_length)
+    input_names = ["input_ids", "attention_mask"]
+    sample = tokenizer(["an example query", "a second, longer example passage"], padding=True)
+    if "token_type_ids" in sample and _accepts(hf_model, "token_type_ids"):
+        input_names.append("token_type_ids")
+
+    class _Encoder(torch.nn.Module):
+        """The transformer alone, with positional inputs so the exporter can name them."""
+
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.inner(**dict(zip(input_names, inputs, strict=True))).last_hidden_state
+
+    args = tuple(torch.tensor(sample[name], dtype=torch.int64) for name in input_names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in [*input_names, "last_hidden_state"]}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    import warnings
+
+    encoder = _Encoder(hf_model).eval()
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter warns about its own deprecation and traced control flow;
+        # the equivalence test (tests/test_onnx.py) is what vouches for the result.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            encoder,
+            args,
+            str(out_dir / MODEL),
+            dynamo=False,  # the dynamo exporter needs onnxscript, which is not a dependency
+            input_names=input_names,
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
+    tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER))
+    config = {
+        "export_version": EXPORT_VERSION,
+        "model_id": model_id or "",
+        "dim": int(hf_model.config.hidden_size),
+        "max_seq_length": max_seq_length,
+        "pooling": "mean",
+        "normalize": True,
+        "had_normalize_module": normalize,
+        "inputs": input_names,
+        "pad_token": tokenizer.pad_token,
+        "pad_id": int(tokenizer.pad_token_id),
+        "opset": OPSET,
+        "fingerprint": fingerprint or "",
+    }
+    (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return config
+
+
+def _check_architecture(st: Any) -> tuple[Any, Any, bool]:
+    """Transformer -> mean Pooling [-> Normalize], the only shape this embedder reproduces."""
+    modules = list(st)
+    names = [type(m).__name__ for m in modules]
+    if len(modules) not in (2, 3) or names[:2] != ["Transformer", "Pooling"]:
+        raise ValueError(f"cannot export {names}: expected Transformer, Pooling[, Normalize]")
+    if len(modules) == 3 and names[2] != "Normalize":
+        raise ValueError(f"cannot export {names}: the third module must be Normalize")
+    pooling = modules[1]
+    mode = getattr(pooling, "pooling_mode", None)
+    if mode is None:  # sentence-transformers 5 keeps one flag per mode
+        mode = "mean" if getattr(pooling, "pooling_mode_mean_tokens", False) else "other"
+    if mode != "mean":
+        raise ValueError(f"cannot export pooling {mode!r}: only mean pooling is reproduced")
+    return modules[0], pooling, len(modules) == 3
+
+
+def _accepts(module: Any, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(module.forward).parameters
+
+
+def export_embedder(
+    embedder: Any, out_dir: Path | str, *, reuse_from: Path | str | None = None
+) -> dict[str, Any]:
+    """Export a SentenceTransformerEmbedder's model to ``out_dir``, for the index manifest.
+
+    An export in ``reuse_from`` (the index being replaced) made from the same weights by the same
+    library versions is hard-linked instead: exporting costs seconds, linking nothing.
+    """
+    t0 = time.perf_counter()
+    fingerprint = model_fingerprint(embedder.path, embedder.model_id)
+    reused = False
+    if reuse_from is not None and has_onnx(reuse_from):
+        try:
+            old = json.loads((Path(reuse_from) / CONFIG).read_text())
+            if (
+                old.get("fingerprint") == fingerprint
+                and old.get("export_version") == EXPORT_VERSION
+            ):
+                copy_export(reuse_from, out_dir)
+                config, reused = old, True
+        except (OSError, ValueError):
+            shutil.rmtree(out_dir, ignore_errors=True)  # it went away mid-copy: export anew
+    if not reused:
+        config = export_onnx(
+            embedder.model, out_dir, model_id=embedder.model_id, fingerprint=fingerprint
+        )
+    return {
+        "path": Path(out_dir).name,
+        "model_id": config["model_id"],
+        "max_seq_length": config["max_seq_length"],
+        "opset": config["opset"],
+        "fingerprint": fingerprint,
+        "reused": reused,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def model_fingerprint(model_path: str | Path, model_id: str) -> str:
+    """Identifies weights + exporter versions cheaply (file sizes and times, not contents)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts: list[Any] = [EXPORT_VERSION, OPSET, model_id]
+    for package in ("torch", "transformers", "sentence-transformers", "tokenizers"):
+        try:
+            parts.append(version(package))
+        except PackageNotFoundError:
+            parts.append(None)
+    root = Path(model_path)
+    if root.is_dir():
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".txt"):
+                st = f.stat()
+                parts.append([f.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+def has_onnx(directory: Path | str) -> bool:
+    """Whether ``directory`` holds a complete export."""
+    d = Path(directory)
+    return all((d / f).is_file() for f in (MODEL, TOKENIZER, CONFIG))
+
+
+def copy_export(src: Path | str, dst: Path | str) -> None:
+    """Copy an export (hard links where possible: the model is 90 MB and never modified)."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in (MODEL, TOKENIZER, CONFIG):
+        try:
+            os.link(src / name, dst / name)
+        except OSError:
+            shutil.copyfile(src / name, dst / name)
+
+
+class OnnxEmbedder:
+    """The Embedder protocol on onnxruntime + tokenizers; never imports torch."""
+
+    def __init__(
+        self, directory: Path | str, *, batch_size: int = 32, threads: int | None = None
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.directory = Path(directory)
+        config = json.loads((self.directory / CONFIG).read_text())
+        if config.get("export_version") != EXPORT_VERSION or config.get("pooling") != "mean":
+            raise ValueError(f"{self.directory} holds an ONNX export this version cannot read")
+        self.config = config
+        self.model_id: str = config["model_id"]
+        self.dim: int = int(config["dim"])
+        self.max_seq_length = int(config["max_seq_length"])
+        self.normalize = bool(config.get("normalize", True))
+        self.batch_size = batch_size
+        self._inputs: list[str] = list(config["inputs"])
+
+        tokenizer = Tokenizer.from_file(str(self.directory / TOKENIZER))
+        # The saved tokenizer may carry the training-time truncation and fixed padding (128);
+        # sentence-transformers truncates at max_seq_length and pads to the longest in a batch.
+        tokenizer.enable_truncation(max_length=self.max_seq_length)
+        tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=config["pad_token"])
+        self._tokenizer = tokenizer
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        # Spinning threads burn a core between requests; on a shared 2-core box that costs the
+        # neighbours more than the wake-up latency costs us.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(self.directory / MODEL), options, providers=["CPUExecutionProvider"]
+        )
+        # onnxruntime sessions are thread-safe, but two concurrent runs on a 2-core machine only
+        # fight for the cores; one at a time keeps each run's latency predictable.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Embed texts as (n, dim) float32 unit vectors."""
+        n = len(texts)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        # Sorting by length keeps padding (wasted work) low inside each batch, as
+        # sentence-transformers does.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        bar = _progress(n) if progress else None
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            out[idx] = self._embed_batch([str(texts[i]).strip() for i in idx])
+            if bar is not None:
+                bar.update(len(idx))
+        if bar is not None:
+            bar.close()
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        with self._lock:
+            hidden = self._session.run(None, feeds)[0]
+        weights = mask.astype(np.float32)[:, :, None]
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        if self.normalize:
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype(np.float32, copy=False)
+
+
+def _progress(total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="text", desc="Embedding")
