@@ -394,7 +394,6 @@ class _Resolver:
             subjects = self.finder.find(assistant)[:1]
         led = _LEAD_RE.match(text)
         rest = text[led.end() :] if led else text
-        rest = rest[:1].upper() + rest[1:]
         about = _ABOUT_RE.match(rest)
         if about:
             return self._elliptical(rest[about.end() :], previous, subjects, marked=True)
@@ -402,7 +401,7 @@ class _Resolver:
         starts_question = bool(words) and words[0].lower in _QUESTION_START
         if not starts_question and (led or len(_content(rest)) <= 3):
             return self._elliptical(rest, previous, subjects, marked=bool(led))
-        return self._question(rest, previous, subjects)
+        return self._question(rest[:1].upper() + rest[1:], previous, subjects)
 
     def _question(self, text: str, previous: str, subjects: Sequence[Subject]) -> str:
         own = self.finder.find(text)
@@ -411,6 +410,8 @@ class _Resolver:
             if subjects:
                 return _substitute(text, subjects)
             return f"{text} {' '.join(t.text for t in _content(previous))}"
+        if not _content(text):
+            return previous  # "Why?", "How so?": the same question again
         if not own and subjects and _underspecified(text):
             return _append(text, "for " + _forms(subjects)["plural"])
         return text

@@ -1,0 +1,245 @@
+"""Follow-up resolution: conversations become standalone queries that retrieve the evidence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.chat import SubjectFinder, resolve_query
+from rag.errors import BadQuery
+from rag.evaluation import first_relevant_rank
+
+DATA = Path(__file__).parent / "data" / "conversations.jsonl"
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+TITLES = [
+    "Machine Learning Systems Engineer",
+    "Lead ML Infrastructure Manager",
+    "Lead Machine Learning Architect",
+    "Lead Data Scientist",
+    "ML Fraud Detection Engineer",
+]
+
+
+def conversation(*user_turns: str) -> list[dict[str, str]]:
+    """User turns with an assistant reply between each pair."""
+    messages = []
+    for text in user_turns:
+        messages += [{"role": "user", "content": text}, {"role": "assistant", "content": "Ok."}]
+    return messages[:-1]
+
+
+def resolve(*user_turns: str) -> str:
+    return resolve_query(conversation(*user_turns), TITLES)
+
+
+@pytest.mark.parametrize(
+    ("text", "subjects"),
+    [
+        ("What does a lead data scientist do?", ["lead data scientist"]),
+        ("What skills does an ML fraud engineer need?", ["ML fraud engineer"]),
+        ("How much do machine learning engineers make?", ["machine learning engineers"]),
+        ("Is an ML infrastructure manager above an ML architect?",
+         ["ML infrastructure manager", "ML architect"]),
+        ("What do data engineers earn?", ["data engineers"]),
+        ("What best practices apply to training ML models?", []),
+    ],
+)  # fmt: skip
+def test_subject_finder_names_roles(text: str, subjects: list[str]) -> None:
+    assert [s.text for s in SubjectFinder(TITLES).find(text)] == subjects
+
+
+def test_chat_single_question_is_its_own_query() -> None:
+    assert (
+        resolve("  What does a lead data scientist do?  ") == "What does a lead data scientist do?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "expected"),
+    [
+        ("How much do they earn?", "How much do lead data scientists earn?"),
+        ("What is their salary?", "What is lead data scientists' salary?"),
+        ("Is it well paid?", "Is the lead data scientist role well paid?"),
+        ("What education does this role require?",
+         "What education does the lead data scientist role require?"),
+        ("And what do they need to study?", "What do lead data scientists need to study?"),
+    ],
+)  # fmt: skip
+def test_chat_resolves_pronoun_follow_up(follow_up: str, expected: str) -> None:
+    assert resolve("What does a lead data scientist do?", follow_up) == expected
+
+
+def test_chat_resolves_singular_pronoun_and_role_reference() -> None:
+    first = "What does a lead ML architect do?"
+    assert resolve(first, "What tools does he use?") == "What tools does a lead ML architect use?"
+    assert resolve(first, "What tools do these professionals use?") == (
+        "What tools do lead ML architects use?"
+    )
+
+
+def test_chat_swaps_company_in_elliptical_follow_up() -> None:
+    first = "How much do ML engineers make at Meta?"
+    assert resolve(first, "And at Google?") == "How much do ML engineers make at Google?"
+    assert resolve(first, "What about Google?") == "How much do ML engineers make at Google?"
+    assert resolve("How much does Meta pay ML engineers?", "And Amazon?") == (
+        "How much does Amazon pay ML engineers?"
+    )
+
+
+def test_chat_replaces_prepositional_phrase() -> None:
+    assert resolve("How much do ML engineers make in the US?", "And in Seattle?") == (
+        "How much do ML engineers make in Seattle?"
+    )
+    assert resolve("What do ML engineers earn at the entry level?", "And at the senior level?") == (
+        "What do ML engineers earn at the senior level?"
+    )
+
+
+def test_chat_adds_new_prepositional_phrase() -> None:
+    assert resolve("How much do lead data scientists earn?", "And in finance?") == (
+        "How much do lead data scientists earn in finance?"
+    )
+
+
+def test_chat_asks_new_topic_about_old_subject() -> None:
+    assert resolve("What does a lead data scientist do?", "What about salary?") == (
+        "lead data scientist salary"
+    )
+    assert resolve("What does a lead data scientist do?", "Salary?") == "lead data scientist Salary"
+
+
+def test_chat_asks_old_question_about_new_role() -> None:
+    assert resolve("What skills does an ML fraud engineer need?", "Same for a lead architect?") == (
+        "What skills does a lead architect need?"
+    )
+    assert (
+        resolve(
+            "What does a lead data scientist do?",
+            "How much do they earn?",
+            "What about an ML manager?",
+        )
+        == "How much do ML managers earn?"
+    )
+
+
+def test_chat_keeps_subject_through_a_chain_of_follow_ups() -> None:
+    assert resolve(
+        "What does a lead data scientist do?", "How much do they earn?", "And in finance?"
+    ) == ("How much do lead data scientists earn in finance?")
+
+
+def test_chat_carries_every_subject_of_a_comparison() -> None:
+    assert (
+        resolve(
+            "How does an ML infrastructure manager differ from an ML architect?",
+            "Who earns more of them?",
+        )
+        == "Who earns more of ML infrastructure managers and ML architects?"
+    )
+
+
+def test_chat_asks_attribute_only_question_about_subject() -> None:
+    assert resolve("What does a lead data scientist do?", "What skills do I need?") == (
+        "What skills do I need for lead data scientists?"
+    )
+
+
+def test_chat_repeats_previous_question_for_tell_me_more() -> None:
+    first = "What skills does an ML fraud engineer need?"
+    assert resolve(first, "Tell me more") == first
+    assert resolve(first, "Why?") == first
+
+
+def test_chat_uses_role_named_by_assistant_when_user_named_none() -> None:
+    messages = [
+        {"role": "user", "content": "Who runs the machine learning platform team?"},
+        {"role": "assistant", "content": "The Lead ML Infrastructure Manager guides that team."},
+        {"role": "user", "content": "How much do they earn?"},
+    ]
+    assert resolve_query(messages, TITLES) == "How much do Lead ML Infrastructure Managers earn?"
+
+
+def test_chat_keeps_context_words_when_there_is_no_role() -> None:
+    assert resolve("What is Explainable AI?", "Why does it matter?") == (
+        "Why does it matter? Explainable AI"
+    )
+
+
+@pytest.mark.parametrize(
+    "new_question",
+    [
+        "What best practices apply to training ML models?",
+        "What is the job outlook for ML engineers?",
+        "Is it hard to learn PyTorch?",
+        "How big will the global machine learning market be by 2030?",
+        "Requirements for data engineers?",
+        "How much do data engineers earn compared to them?",
+    ],
+)
+def test_chat_does_not_drag_old_subject_into_new_question(new_question: str) -> None:
+    resolved = resolve("What does a lead data scientist do?", new_question)
+    if "them" in new_question:
+        # "them" still refers back, but the question's own subject stays first.
+        assert resolved.startswith("How much do data engineers earn")
+    else:
+        assert resolved == new_question
+
+
+@pytest.mark.parametrize(
+    ("messages", "field"),
+    [
+        ([], "messages"),
+        ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}],
+         "messages.1.role"),
+        ([{"role": "user", "content": "   "}], "messages.0.content"),
+        ([{"role": "user", "content": "x" * 11}], "messages.0.content"),
+    ],
+)  # fmt: skip
+def test_chat_rejects_unanswerable_conversations(messages: list, field: str) -> None:
+    with pytest.raises(BadQuery) as exc:
+        resolve_query(messages, TITLES, max_chars=10)
+    assert exc.value.field == field
+
+
+def test_chat_resolved_query_is_cut_to_max_chars() -> None:
+    messages = conversation("How much do lead data scientists earn " + "really " * 20 + "?", "Why?")
+    assert len(resolve_query(messages, TITLES, max_chars=60)) <= 60
+
+
+# --------------------------------------------------------------------------- real model
+
+
+def load_conversations() -> list[dict]:
+    return [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_conversation_set_is_well_formed() -> None:
+    corpus = "\n".join(p.read_text(encoding="utf-8") for p in sorted(CORPUS.glob("*.txt")))
+    cases = load_conversations()
+    assert len(cases) >= 12
+    assert len({c["id"] for c in cases}) == len(cases)
+    for case in cases:
+        roles = [t["role"] for t in case["turns"]]
+        assert roles[-1] == "user" and roles.count("user") >= 2, case["id"]
+        for evidence in case["evidence"]:
+            assert evidence in corpus, f"{case['id']}: evidence not verbatim in the corpus"
+
+
+@pytest.mark.slow
+def test_resolved_conversations_retrieve_the_evidence(real_retriever) -> None:
+    titles = [d.title for d in real_retriever.index.documents()]
+    cases = load_conversations()
+    ranks = {}
+    for case in cases:
+        query = resolve_query(case["turns"], titles)
+        hits = real_retriever.search(query, 5).hits
+        ranks[case["id"]] = first_relevant_rank([h.chunk.text for h in hits], case["evidence"])
+        print(f"{case['id']}: rank {ranks[case['id']]}  {query}")
+    at_1 = sum(r == 1 for r in ranks.values())
+    in_5 = sum(r is not None for r in ranks.values())
+    print(f"conversations: {at_1}/{len(cases)} at rank 1, {in_5}/{len(cases)} within 5")
+    # "Nearly all": at most one conversation may miss the top 5, and most must hit first.
+    assert in_5 >= len(cases) - 1, ranks
+    assert at_1 >= 0.75 * len(cases), ranks
