@@ -331,6 +331,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError("argument --workers: must be at least 1")
     settings = _settings(args, host=args.host, port=args.port)
+    _quiet_model_loading()
     run_server = _optional_import("rag.api", "run_server", "the HTTP server")
     run_server(settings, settings.host, settings.port, args.workers)
     return 0

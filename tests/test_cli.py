@@ -31,10 +31,12 @@ HEAVY_MODULES = ("torch", "sentence_transformers", "faiss")
 
 @pytest.fixture(autouse=True)
 def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rich output without colour codes, whatever the CI terminal says."""
+    """Rich output without colour codes, and no RAG_* settings leaking in from the shell."""
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "100")
+    # The CLI sets this for itself; set it here so monkeypatch undoes it after each test.
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for name in [n for n in os.environ if n.startswith("RAG_")]:
         monkeypatch.delenv(name)
 
