@@ -82,10 +82,11 @@ def passage_sentences(text: str, min_chars: int = 25) -> list[str]:
     """
     out = []
     labels: list[tuple[int, str]] = []  # (indent, label) of enclosing "...:" lines
-    for line in text.split("\n"):
-        if not line.strip():
-            continue
+    lines = [line for line in text.split("\n") if line.strip()]
+    for n, line in enumerate(lines):
         indent = len(line) - len(line.lstrip())
+        if n == 0:
+            indent = _first_line_indent(lines)
         while labels and labels[-1][0] >= indent:
             labels.pop()
         outer = labels[-1][1] if labels else ""
@@ -116,6 +117,19 @@ def passage_sentences(text: str, min_chars: int = 25) -> list[str]:
         if label and len(label) <= 80:
             labels.append((indent, " ".join(p for p in (outer, label) if p)))
     return out
+
+
+def _first_line_indent(lines: list[str]) -> int:
+    """A passage starts mid-line, its own indent cut off: borrow that of its siblings."""
+    marker = _LINE_MARK_RE.match(lines[0])
+    if marker is None:
+        return 0
+    numbered = marker.group().strip()[0].isdigit()
+    for line in lines[1:]:
+        m = _LINE_MARK_RE.match(line)
+        if m and m.group().strip()[0].isdigit() == numbered:
+            return len(line) - len(line.lstrip())
+    return 0
 
 
 def chunk_documents(

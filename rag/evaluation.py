@@ -175,14 +175,13 @@ def compare(
 
 def plot_reports(reports: dict[str, Sequence[Report]], path: Path) -> Path:
     """Bar chart of hit@1, hit@5, MRR@10 and nDCG@10 per retriever, one panel per question set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # The object API draws without pyplot, so the caller's backend (a notebook's) is untouched.
+    from matplotlib.figure import Figure
 
     metrics = [("hit@1", "hit_at_1"), ("hit@5", "hit_at_5"), ("MRR@10", "mrr_at_10"),
                ("nDCG@10", "ndcg_at_10")]  # fmt: skip
-    fig, axes = plt.subplots(1, len(reports), figsize=(6 * len(reports), 4), squeeze=False)
+    fig = Figure(figsize=(6 * len(reports), 4))
+    axes = fig.subplots(1, len(reports), squeeze=False)
     for ax, (name, reps) in zip(axes[0], reports.items(), strict=True):
         width = 0.8 / max(len(reps), 1)
         for i, rep in enumerate(reps):
@@ -201,5 +200,4 @@ def plot_reports(reports: dict[str, Sequence[Report]], path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

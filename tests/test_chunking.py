@@ -108,6 +108,14 @@ def test_passage_sentences_keep_the_label_of_nested_items():
     ]
 
 
+def test_sibling_labels_do_not_nest_when_the_passage_starts_at_the_first():
+    text = "1. Entry-Level:\n    • Range: $70,000 to $132,000\n  2. Senior-Level:\n    • Average: $189,477"
+    assert passage_sentences(text, min_chars=10) == [
+        "Entry-Level: Range: $70,000 to $132,000",
+        "Senior-Level: Average: $189,477",
+    ]
+
+
 def test_passage_sentences_split_inline_lists_and_strip_markdown():
     text = "Benefits: - **Speed**: fast decisions on fraud - Continuous learning on new patterns"
     assert passage_sentences(text) == [
