@@ -23,11 +23,6 @@ PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
 )
-# The widget builds its shadow-DOM stylesheet at run time, so the demo page allows that.
-DEMO_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'"
-)
 PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -42,8 +37,8 @@ def read_asset(name: str) -> str:
     return resources.files("rag").joinpath("web", name).read_text(encoding="utf-8")
 
 
-def _page(name: str, status_code: int = 200, csp: str = PAGE_CSP) -> HTMLResponse:
-    headers = {**PAGE_HEADERS, "Content-Security-Policy": csp}
+def _page(name: str, status_code: int = 200) -> HTMLResponse:
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": PAGE_CSP}
     return HTMLResponse(read_asset(name), status_code=status_code, headers=headers)
 
 
@@ -76,7 +71,7 @@ def viewer_page(request: Request, doc_id: str) -> HTMLResponse:
 @router.api_route(methods=["GET", "HEAD"], path="/demo", response_class=HTMLResponse)
 def demo_page() -> HTMLResponse:
     """A sample careers site that embeds the widget with the one-tag snippet."""
-    return _page("demo.html", csp=DEMO_CSP)
+    return _page("demo.html")
 
 
 @router.api_route(methods=["GET", "HEAD"], path="/widget.js")

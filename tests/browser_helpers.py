@@ -44,13 +44,13 @@ def widget_tag(api: str, **attrs: str) -> str:
     return f'<script src="{api}/widget.js" data-api="{api}"{extra} defer></script>'
 
 
-def host_page(api: str, title: str = "Host page", **attrs: str) -> str:
+def host_page(api: str, heading: str = "Host page", **attrs: str) -> str:
     """A minimal foreign page with hostile global CSS and the widget snippet."""
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{title}</title><link rel='icon' href='data:,'>"
+        f"<title>{heading}</title><link rel='icon' href='data:,'>"
         "<style>*{font-family:serif!important;color:red}button{background:lime}</style>"
-        f"</head><body><h1>{title}</h1><p>Some content of the host site.</p>"
+        f"</head><body><h1>{heading}</h1><p>Some content of the host site.</p>"
         f"{widget_tag(api, **attrs)}</body></html>"
     )
 
@@ -206,7 +206,7 @@ def make_screenshots(out_dir: Path, log: Callable[[str], None] = print) -> list[
             browser_session() as browser,
         ):
             saved = []
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{server.url}/demo")
             answer = ask_widget(page, "What skills does an ML fraud engineer need?")
             wait_settled(answer)
@@ -216,15 +216,17 @@ def make_screenshots(out_dir: Path, log: Callable[[str], None] = print) -> list[
             page.screenshot(path=str(path))
             saved.append(path)
 
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 1150})
             page.goto(f"{server.url}/")
             for question in ("What does a lead data scientist do?", "How much do they earn?"):
                 page.get_by_label("Your question").fill(question)
                 page.get_by_label("Your question").press("Enter")
                 wait_settled(page.locator("#conversation"))
             expect(page.locator(".msg-assistant .feedback")).to_have_count(2)
-            page.locator(".msg-user").last.scroll_into_view_if_needed()
-            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            # Both turns in view: the first question at the top of the window.
+            page.locator(".msg-user").first.evaluate(
+                "e => window.scrollTo(0, e.getBoundingClientRect().top + window.scrollY - 16)"
+            )
             page.mouse.move(0, 0)
             path = out_dir / "chat-page.png"
             page.screenshot(path=str(path))

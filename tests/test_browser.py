@@ -233,6 +233,36 @@ def test_widget_opens_on_ctrl_k_and_closes_on_escape(
     expect(panel).to_be_hidden()
 
 
+def test_widget_follows_its_data_attributes_and_the_colour_scheme(
+    tab: Tab, real_server: LiveServer, sites: Sites
+) -> None:
+    page = tab.page
+    sites.allowed.pages["/themed.html"] = host_page(
+        real_server.url, "Themed", accent="#ffcc00", position="bottom-left", title="Career help"
+    )
+    page.goto(f"{sites.allowed.origin}/themed.html")
+    launcher = page.get_by_role("button", name=re.compile(r"^Ask"))
+    expect(launcher).to_have_accessible_name(re.compile("Career help"))
+    box = launcher.bounding_box()
+    assert box is not None and box["x"] < 100, box  # bottom-left
+    colours = launcher.evaluate(
+        "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]"
+    )
+    # A light accent gets dark text on it, and the host page's `button{background:lime}` and
+    # `*{color:red}` stay outside the shadow root.
+    assert colours == ["rgb(255, 204, 0)", "rgb(17, 24, 39)"], colours
+    launcher.click()
+    panel = page.get_by_role("dialog", name="Career help")
+    expect(panel).to_be_visible()
+
+    def background() -> str:
+        return panel.evaluate("e => getComputedStyle(e).backgroundColor")
+
+    light = background()
+    page.emulate_media(color_scheme="dark")
+    assert background() != light
+
+
 def test_widget_source_link_opens_viewer_with_cited_span_highlighted(
     tab: Tab, real_server: LiveServer, sites: Sites, real_retriever: Any
 ) -> None:

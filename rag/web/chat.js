@@ -125,9 +125,9 @@
           el(
             "span",
             { class: "source-body" },
-            link,
-            section ? el("span", { class: "source-section" }, ` › ${section}`) : null,
-            snippet ? el("span", { class: "source-snippet" }, snippet) : null,
+            el("span", { class: "source-name" }, link,
+              section ? el("span", { class: "source-section" }, ` › ${section}`) : null),
+            snippet ? el("span", { class: "source-snippet", title: snippet }, snippet) : null,
           ),
         ),
       );

@@ -200,6 +200,10 @@
       };
       jump.addEventListener("click", () => reveal(true));
       reveal(false);
+    } else if (/^#sec-\d+$/.test(window.location.hash)) {
+      // The text arrived after the browser looked for the fragment: go to the section now.
+      const target = document.getElementById(window.location.hash.slice(1));
+      if (target) target.scrollIntoView();
     }
   }
 
@@ -225,7 +229,12 @@
       return;
     }
     if (!res.ok) {
-      showMessage("Could not load this guide", `The server answered ${res.status}.`, null, true);
+      const retry = el("button", { type: "button", class: "ghost-button" }, "Try again");
+      retry.addEventListener("click", () => window.location.reload());
+      const why = res.status === 503
+        ? "The guides are still loading. Try again in a moment."
+        : `The server answered ${res.status}.`;
+      showMessage("Could not load this guide", why, retry, true);
       return;
     }
     render(await res.json(), params);

@@ -27,7 +27,7 @@
   const API = apiBase();
   const TITLE = (ds.title || "Ask our career guides").slice(0, 80);
   const LEFT = ds.position === "bottom-left";
-  const K = 4;
+  const K = 3; // answers cite the top three passages; more would crowd the panel
   const MAC = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
   const SVG_NS = "http://www.w3.org/2000/svg";
   const ICONS = {
@@ -46,7 +46,7 @@
 --crw-border:#2d344b;--crw-soft:#20263a;--crw-danger:#ff8a80;--crw-danger-soft:#3a1d1f}}
 *,*::before,*::after{box-sizing:border-box}
 [hidden]{display:none!important}
-.root{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue","Liberation Sans","DejaVu Sans",Arial,sans-serif;
+.root{font:14.5px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue","Liberation Sans","DejaVu Sans",Arial,sans-serif;
 color:var(--crw-fg);-webkit-font-smoothing:antialiased}
 button,input{font:inherit;color:inherit}
 :focus-visible{outline:3px solid var(--crw-focus);outline-offset:2px}
@@ -59,7 +59,7 @@ box-shadow:0 6px 20px rgb(0 0 0/22%),0 2px 6px rgb(0 0 0/12%);transition:transfo
 .kbd{font-size:12px;font-weight:500;opacity:.8;padding:1px 6px;border-radius:6px;
 border:1px solid currentColor}
 .panel{position:fixed;bottom:84px;${LEFT ? "left" : "right"}:20px;z-index:2147483001;
-width:min(410px,calc(100vw - 24px));height:min(620px,calc(100vh - 110px));display:flex;
+width:min(420px,calc(100vw - 24px));min-height:min(300px,calc(100vh - 110px));max-height:min(720px,calc(100vh - 110px));display:flex;
 flex-direction:column;background:var(--crw-bg);color:var(--crw-fg);border:1px solid var(--crw-border);
 border-radius:18px;overflow:hidden;box-shadow:0 18px 50px rgb(0 0 0/25%),0 4px 14px rgb(0 0 0/10%);
 animation:crw-in .16s ease-out}
@@ -118,7 +118,7 @@ background:var(--crw-accent);color:var(--crw-on-accent)}
 .send svg{width:18px;height:18px}
 .foot{margin:0;padding:0 14px 9px;font-size:11.5px;color:var(--crw-muted);background:var(--crw-bg)}
 .sr{position:absolute;width:1px;height:1px;margin:-1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
-@media (max-width:480px){.panel{left:8px;right:8px;bottom:76px;width:auto;height:calc(100vh - 92px)}
+@media (max-width:480px){.panel{left:8px;right:8px;bottom:76px;width:auto;max-height:calc(100vh - 92px)}
 .launcher{bottom:14px;${LEFT ? "left" : "right"}:14px}}
 @media (prefers-reduced-motion:reduce){.panel,.spin{animation:none}.launcher{transition:none}}`;
 
@@ -251,8 +251,8 @@ background:var(--crw-accent);color:var(--crw-on-accent)}
     launcher.setAttribute("aria-label", `Ask: ${TITLE}`);
 
     const close = h("button", { class: "icon-btn", type: "button", "aria-label": "Close" }, icon("close"));
-    const log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" },
-      h("p", { class: "intro" }, "Ask about a career: what the role involves, the skills it needs or what it pays. Answers cite the guides they come from."));
+    const intro = h("p", { class: "intro" }, "Ask about a career: what the role involves, the skills it needs or what it pays. Answers cite the guides they come from.");
+    const log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" }, intro);
     const input = h("input", { id: "crw-q", type: "text", autocomplete: "off", maxlength: "1000",
       placeholder: "Ask about a role, its skills or pay", enterkeyhint: "send" });
     const send = h("button", { class: "send", type: "submit", "aria-label": "Send" }, icon("send"));
@@ -366,6 +366,7 @@ background:var(--crw-accent);color:var(--crw-on-accent)}
     async function ask(question) {
       busy = true;
       send.disabled = true;
+      if (intro.isConnected) intro.remove();
       const q = h("p", { class: "q" }, h("span", { class: "sr" }, "You: "), question);
       log.append(q);
       const box = h("div", { class: "a", "aria-busy": "true" });
