@@ -93,19 +93,24 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Documented, not enforced here: the retriever rejects a blank or too long query with a
+# readable message, and the served schema carries the configured limit (see _openapi).
+_QUERY_SCHEMA = {"pattern": r"\S"}
+
+
 class SearchFilters(_Request):
     """Restrict a search."""
 
-    doc_id: Text | None = Field(None, description="Only passages of this document.")
+    doc_id: Text | None = Field(None, min_length=1, description="Only passages of this document.")
 
 
 class SearchRequest(_Request):
     """A search: the query, how many passages, and optional filters."""
 
     query: Text = Field(
-        description="The question or keywords; not blank, at most `max_query_chars` "
-        "(default 1000) characters.",
+        description="The question or keywords; not blank, at most `max_query_chars` characters.",
         examples=["What skills does an ML fraud engineer need?"],
+        json_schema_extra=_QUERY_SCHEMA,
     )
     k: StrictInt = Field(5, ge=1, le=MAX_K, description="How many passages to return.")
     filters: SearchFilters = Field(default_factory=SearchFilters)
@@ -117,6 +122,7 @@ class AskRequest(_Request):
     query: Text = Field(
         description="The question; not blank, at most `max_query_chars` characters.",
         examples=["How much does a lead data scientist earn?"],
+        json_schema_extra=_QUERY_SCHEMA,
     )
     k: StrictInt = Field(5, ge=1, le=MAX_K, description="How many passages to retrieve.")
 
@@ -435,6 +441,15 @@ query_id, results}`), then one `event: delta` per piece of the answer (data: `{t
 concatenate to the answer), then `event: done` (data: `{answer, query_id}`). Each event's data is
 one line of JSON."""
 
+# One event of the stream (OpenAPI 3.1 describes an event stream by its events).
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["sources", "delta", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 _SSE_EXAMPLE = (
     'event: sources\ndata: {"query": "...", "query_id": "...", "results": []}\n\n'
     'event: delta\ndata: {"text": "First sentence. [1] "}\n\n'
@@ -450,11 +465,9 @@ _SSE_EXAMPLE = (
     responses={
         200: {
             "description": "The answer, as JSON or (with `stream`) as server-sent events.",
-            "content": {
-                "text/event-stream": {"schema": {"type": "string"}, "example": _SSE_EXAMPLE}
-            },
+            "content": {"text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}},
         }
-    },  # fmt: skip
+    },
 )
 async def chat(body: ChatRequest, svc: Ready) -> Any:
     """Answer the last message of a conversation, resolving follow-ups."""
@@ -759,6 +772,7 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
     )
     app.include_router(router)
     app.include_router(webui.router)
+    app.openapi = partial(_openapi, app, settings)  # type: ignore[method-assign]
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RagError, _rag_error)
@@ -788,6 +802,19 @@ def single_threaded_kernels() -> None:
     torch = sys.modules.get("torch")  # a torch-free query embedder must not import it
     if torch is not None:
         torch.set_num_threads(1)
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI schema, with the query limits this server is configured with."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        components = schema["components"]["schemas"]
+        for name in ("SearchRequest", "AskRequest", "ChatRequest"):
+            props = components[name]["properties"]
+            props["k"]["maximum"] = min(MAX_K, settings.max_k)
+            if "query" in props:
+                props["query"]["maxLength"] = settings.max_query_chars
+    return app.openapi_schema
 
 
 async def _load(app: FastAPI, svc: Services) -> None:

@@ -588,6 +588,9 @@ def test_openapi_documents_every_endpoint_with_models(client: TestClient) -> Non
             "/health",
             "/ready",
         )
+    search = spec["components"]["schemas"]["SearchRequest"]["properties"]
+    assert search["query"]["maxLength"] == MAX_CHARS  # the configured limit, not the default
+    assert search["k"]["maximum"] == 50
     chat = spec["paths"]["/chat"]["post"]
     assert "text/event-stream" in chat["responses"]["200"]["content"]
     assert "event: sources" in chat["description"]
