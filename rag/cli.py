@@ -273,7 +273,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Score each ranking mode on a question set by the evidence rule."""
-    from rag.evaluation import evaluate, load_questions
+    from rag.evaluation import compare, load_questions
 
     settings = _settings(args)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -285,14 +285,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     k = _check_k(args.k, settings)
     questions = load_questions(args.questions)
-    retriever = _retriever(settings)
-    reports = []
-    for mode in modes:
-
-        def retrieve(q: Any, mode: str = mode) -> list[str]:
-            return [h.chunk.text for h in retriever.search(q.question, k, mode=mode).hits]
-
-        reports.append(evaluate(mode, questions, retrieve, k))
+    # compare() resolves conversation questions the way /chat does, so scores match the server.
+    reports = compare(_retriever(settings), questions, modes, k)
     if args.json:
         _print_json({"k": k, "reports": [r.to_dict() for r in reports]})
         return 0
