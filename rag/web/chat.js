@@ -134,7 +134,7 @@
     });
     const id = `sources-${Math.random().toString(36).slice(2, 9)}`;
     return el("section", { class: "sources", "aria-labelledby": id },
-      el("h3", { id }, "Sources"), list);
+      el("h2", { id }, "Sources"), list);
   }
 
   function feedbackBar(queryId) {

@@ -39,10 +39,11 @@
   };
 
   const STYLE = `
-:host{all:initial;--crw-accent:#3451d1;--crw-on-accent:#fff;--crw-bg:#fff;--crw-fg:#1a1f2c;
+:host{all:initial;--crw-accent:#3451d1;--crw-on-accent:#fff;--crw-link-l:var(--crw-accent);
+--crw-link-d:color-mix(in srgb,var(--crw-accent) 45%,#fff);--crw-link:var(--crw-link-l);--crw-bg:#fff;--crw-fg:#1a1f2c;
 --crw-muted:#5b6474;--crw-border:#e0e4ec;--crw-soft:#f2f4f9;--crw-danger:#b42318;
 --crw-danger-soft:#fdecea;--crw-focus:#f59e0b}
-@media (prefers-color-scheme:dark){:host{--crw-bg:#171c2c;--crw-fg:#e7eaf3;--crw-muted:#a3abbd;
+@media (prefers-color-scheme:dark){:host{--crw-link:var(--crw-link-d);--crw-bg:#171c2c;--crw-fg:#e7eaf3;--crw-muted:#a3abbd;
 --crw-border:#2d344b;--crw-soft:#20263a;--crw-danger:#ff8a80;--crw-danger-soft:#3a1d1f}}
 *,*::before,*::after{box-sizing:border-box}
 [hidden]{display:none!important}
@@ -56,7 +57,7 @@ background:var(--crw-accent);color:var(--crw-on-accent);font-weight:600;font-siz
 box-shadow:0 6px 20px rgb(0 0 0/22%),0 2px 6px rgb(0 0 0/12%);transition:transform .15s}
 .launcher:hover{transform:translateY(-1px)}
 .launcher svg{width:20px;height:20px}
-.kbd{font-size:12px;font-weight:500;opacity:.8;padding:1px 6px;border-radius:6px;
+.kbd{font-size:12px;font-weight:500;padding:1px 6px;border-radius:6px;
 border:1px solid currentColor}
 .panel{position:fixed;bottom:84px;${LEFT ? "left" : "right"}:20px;z-index:2147483001;
 width:min(420px,calc(100vw - 24px));min-height:min(300px,calc(100vh - 110px));max-height:min(720px,calc(100vh - 110px));display:flex;
@@ -67,7 +68,7 @@ animation:crw-in .16s ease-out}
 .head{display:flex;align-items:flex-start;gap:10px;padding:14px 14px 14px 18px;
 background:var(--crw-accent);color:var(--crw-on-accent)}
 .head h2{margin:0;font-size:16px;line-height:1.3;font-weight:700}
-.head p{margin:2px 0 0;font-size:12.5px;opacity:.85}
+.head p{margin:2px 0 0;font-size:12.5px}
 .head .grow{flex:1;min-width:0}
 .icon-btn{display:grid;place-items:center;width:32px;height:32px;border:0;border-radius:8px;
 background:transparent;color:inherit;cursor:pointer}
@@ -82,9 +83,9 @@ background:var(--crw-accent);color:var(--crw-on-accent);white-space:pre-wrap;ove
 border:1px solid var(--crw-border)}
 .answer{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}
 .cite{display:inline-block;padding:0 4px;margin:0 1px;border-radius:5px;font-size:12px;font-weight:700;
-line-height:1.5;text-decoration:none;color:var(--crw-accent);background:var(--crw-bg);
+line-height:1.5;text-decoration:none;color:var(--crw-link);background:var(--crw-bg);
 border:1px solid var(--crw-border);vertical-align:1px}
-.cite:hover{border-color:var(--crw-accent)}
+.cite:hover{border-color:var(--crw-link)}
 .status{display:flex;align-items:center;gap:8px;margin:0;color:var(--crw-muted)}
 .spin{width:15px;height:15px;border-radius:50%;border:2px solid var(--crw-border);
 border-top-color:var(--crw-accent);animation:crw-spin .8s linear infinite}
@@ -97,14 +98,14 @@ text-transform:uppercase;color:var(--crw-muted)}
 .sources li{display:flex;gap:8px;align-items:baseline;font-size:13.5px;line-height:1.4}
 .num{flex:none;min-width:20px;text-align:center;border-radius:5px;font-size:11.5px;font-weight:700;
 color:var(--crw-muted);background:var(--crw-bg);border:1px solid var(--crw-border)}
-.sources a{color:var(--crw-accent);font-weight:600;text-decoration:none}
+.sources a{color:var(--crw-link);font-weight:600;text-decoration:none}
 .sources a:hover{text-decoration:underline}
 .sec{display:block;color:var(--crw-muted)}
 .fb{display:flex;align-items:center;gap:4px;margin-top:10px;font-size:12.5px;color:var(--crw-muted)}
 .fb span:first-child{margin-right:4px}
 .fb button{display:grid;place-items:center;width:28px;height:28px;border-radius:7px;cursor:pointer;
 border:1px solid var(--crw-border);background:var(--crw-bg);color:var(--crw-muted)}
-.fb button:hover,.fb button[aria-pressed=true]{color:var(--crw-accent);border-color:var(--crw-accent)}
+.fb button:hover,.fb button[aria-pressed=true]{color:var(--crw-link);border-color:var(--crw-link)}
 .fb svg{width:14px;height:14px}
 .fb .thanks{margin-left:6px}
 form{display:flex;gap:8px;padding:10px 12px 6px;border-top:1px solid var(--crw-border);background:var(--crw-bg)}
@@ -162,16 +163,17 @@ background:var(--crw-accent);color:var(--crw-on-accent)}
     return path.join(" › ");
   }
 
-  /** White or near-black text, whichever reads better on the accent colour. */
-  function onAccent(color, probe) {
+  /** Whether a colour is light enough to need dark text on it. */
+  function isLight(color, probe) {
     probe.style.color = color;
     const m = getComputedStyle(probe).color.match(/[\d.]+/g);
-    if (!m) return "#fff";
+    probe.style.color = "";
+    if (!m) return false;
     const [r, g, b] = m.slice(0, 3).map((v) => {
       const c = Number(v) / 255;
       return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
     });
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.4 ? "#111827" : "#fff";
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.4;
   }
 
   async function detail(res) {
@@ -247,8 +249,8 @@ background:var(--crw-accent);color:var(--crw-on-accent)}
     const shortcut = MAC ? "⌘K" : "Ctrl K";
     const launcher = h("button", { class: "launcher", type: "button", "aria-expanded": "false",
       "aria-controls": "crw-panel", "aria-keyshortcuts": "Control+K Meta+K",
-      title: `${TITLE} (${shortcut})` }, icon("chat"), "Ask", h("span", { class: "kbd", "aria-hidden": "true" }, shortcut));
-    launcher.setAttribute("aria-label", `Ask: ${TITLE}`);
+      title: `${TITLE} (${shortcut})` }, icon("chat"), "Ask", h("span", { class: "sr" }, ` – ${TITLE}`),
+      h("span", { class: "kbd", "aria-hidden": "true" }, shortcut));
 
     const close = h("button", { class: "icon-btn", type: "button", "aria-label": "Close" }, icon("close"));
     const intro = h("p", { class: "intro" }, "Ask about a career: what the role involves, the skills it needs or what it pays. Answers cite the guides they come from.");
@@ -271,9 +273,11 @@ background:var(--crw-accent);color:var(--crw-on-accent)}
     document.body.append(host);
 
     if (ds.accent && window.CSS && window.CSS.supports("color", ds.accent)) {
+      const light = isLight(ds.accent, launcher);
       host.style.setProperty("--crw-accent", ds.accent);
-      host.style.setProperty("--crw-on-accent", onAccent(ds.accent, launcher));
-      launcher.style.color = "";
+      host.style.setProperty("--crw-on-accent", light ? "#111827" : "#fff");
+      // A light accent is unreadable as link text on white: darken it there.
+      if (light) host.style.setProperty("--crw-link-l", `color-mix(in srgb,${ds.accent} 40%,#000)`);
     }
 
     const history = [];
