@@ -112,13 +112,13 @@ class Retriever:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Retriever:
-        """Load the configured index and model."""
-        from rag.embedding import load_embedder
+        """Load the configured index and its query embedder (ONNX when the index has one)."""
+        from rag.embedding import load_query_embedder
         from rag.index import load_index
 
         settings = settings or Settings()
         index = load_index(Path(settings.index_dir), settings.model)
-        embedder = load_embedder(settings.model, settings.batch_size)
+        embedder = load_query_embedder(settings, index)
         return cls(
             index,
             embedder,
