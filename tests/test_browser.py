@@ -83,7 +83,7 @@ class Tab:
         return page
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if chromium_path() is None:
         pytest.fail(
@@ -94,7 +94,7 @@ def browser() -> Iterator[Browser]:
         yield b
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sites() -> Iterator[Sites]:
     s = Sites(StaticSite(), StaticSite())
     yield s
@@ -102,7 +102,7 @@ def sites() -> Iterator[Sites]:
     s.refused.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def real_server(
     real_index_dir: Path,
     real_retriever: Any,
@@ -117,7 +117,7 @@ def real_server(
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def xss_server(
     real_embedder: Any, sites: Sites, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
