@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from rag.api import create_app
+from rag.api import app_factory, create_app, run_server, settings_env
 from rag.batching import MicroBatcher
 from rag.config import Settings
 from rag.index import build_index, load_index
@@ -594,6 +595,45 @@ def test_openapi_documents_every_endpoint_with_models(client: TestClient) -> Non
     chat = spec["paths"]["/chat"]["post"]
     assert "text/event-stream" in chat["responses"]["200"]["content"]
     assert "event: sources" in chat["description"]
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def test_settings_travel_to_worker_processes_through_the_environment(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == settings
+
+
+def test_run_server_with_workers_uses_the_factory_import_string(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    for name in settings_env(settings):
+        # Registered with monkeypatch, so what run_server puts in os.environ is undone after.
+        monkeypatch.setenv(name, "overwritten by run_server")
+    run_server(settings, "127.0.0.1", 8123, workers=3)
+    [(app, kw)] = calls
+    assert app == "rag.api:app_factory"
+    assert kw == {"factory": True, "host": "127.0.0.1", "port": 8123, "workers": 3}
+    worker_settings = Settings()
+    assert worker_settings.index_dir == settings.index_dir and worker_settings.port == 8123
+    assert isinstance(app_factory(), FastAPI)
+
+
+def test_run_server_with_one_worker_serves_the_app_in_process(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    run_server(settings, None, 8124)
+    [(app, kw)] = calls
+    assert isinstance(app, FastAPI)
+    assert kw == {"host": settings.host, "port": 8124}
 
 
 # --------------------------------------------------------------------------- concurrency
