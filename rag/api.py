@@ -614,18 +614,13 @@ async def _rag_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         name = next((f for cls, f in _FIELD_OF.items() if isinstance(exc, cls)), None)
     detail = f"{name}: {exc}" if name and not str(exc).startswith(name.split(".")[-1]) else str(exc)
-    return _error(
-        status,
-        detail,
-        name,
-        [FieldError(field=name, message=str(exc), type=type(exc).__name__)] if name else [],
-    )
+    return _error(status, detail, name, kind=type(exc).__name__)
 
 
 def _loc(loc: Sequence[Any]) -> str:
     # Drop where FastAPI found the value ("body", "path"): the rest is the field's path.
-    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "path", "query") else loc
-    return ".".join(str(p) for p in parts) or "body"
+    parts = loc[1:] if loc and loc[0] in ("body", "path", "query") else loc
+    return ".".join(map(str, parts)) or "body"
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

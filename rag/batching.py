@@ -20,6 +20,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 import numpy as np
 
 Encode = Callable[[Sequence[str]], np.ndarray]
+_Item = tuple[str, "asyncio.Future[np.ndarray]"]
 
 
 class MicroBatcher:
@@ -42,7 +43,7 @@ class MicroBatcher:
         # encodes from queueing behind (or starving) the shared request thread pool.
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="rag-encode")
-        self._queue: asyncio.Queue[tuple[str, asyncio.Future[np.ndarray]]] | None = None
+        self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.batches = 0
@@ -77,7 +78,7 @@ class MicroBatcher:
         if self._own_executor:
             self._executor.shutdown(wait=False)
 
-    async def _run(self, q: asyncio.Queue[tuple[str, asyncio.Future[np.ndarray]]]) -> None:
+    async def _run(self, q: asyncio.Queue[_Item]) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await q.get()]
@@ -112,11 +113,11 @@ class MicroBatcher:
                 if not fut.done():
                     fut.set_result(vector)
 
-    def _take_queued(self, q: asyncio.Queue, batch: list) -> None:
+    def _take_queued(self, q: asyncio.Queue[_Item], batch: list[_Item]) -> None:
         while len(batch) < self._max_batch and not q.empty():
             batch.append(q.get_nowait())
 
-    async def _linger(self, q: asyncio.Queue, batch: list, deadline: float) -> None:
+    async def _linger(self, q: asyncio.Queue[_Item], batch: list[_Item], deadline: float) -> None:
         """A burst is under way: wait for more queries until the batch is full or time is up."""
         loop = asyncio.get_running_loop()
         while len(batch) < self._max_batch:

@@ -138,8 +138,8 @@ class _Token:
 
 
 @dataclass(frozen=True)
-class Subject:
-    """A role named in a text: its exact span there."""
+class Span:
+    """A phrase of a text (a role, a company, a prepositional phrase) and where it is."""
 
     text: str
     start: int
@@ -198,7 +198,7 @@ class SubjectFinder:
             if norm and norm not in self._known:
                 self._known.append(norm)
 
-    def find(self, text: str) -> list[Subject]:
+    def find(self, text: str) -> list[Span]:
         """Roles named in ``text``, in order, without overlaps."""
         tokens = _tokens(text)
         candidates = [
@@ -214,7 +214,7 @@ class SubjectFinder:
                 spans.append(span)
         spans.sort()
         return [
-            Subject(text[tokens[s].start : tokens[e].end], tokens[s].start, tokens[e].end)
+            Span(text[tokens[s].start : tokens[e].end], tokens[s].start, tokens[e].end)
             for s, e in spans
         ]
 
@@ -253,7 +253,7 @@ class SubjectFinder:
         return start, i
 
 
-def _forms(subjects: Sequence[Subject]) -> dict[str, str]:
+def _forms(subjects: Sequence[Span]) -> dict[str, str]:
     names = [_ARTICLE_RE.sub("", s.text) for s in subjects]
     plural = " and ".join(_plural(n) for n in names)
     singular = " and ".join(_singular_phrase(n) for n in names)
@@ -270,7 +270,7 @@ def _first_reference(text: str, *, weak: bool = True) -> re.Match[str] | None:
     return min(matches, key=lambda m: m.start()) if matches else None
 
 
-def _substitute(text: str, subjects: Sequence[Subject]) -> str:
+def _substitute(text: str, subjects: Sequence[Span]) -> str:
     forms = _forms(subjects)
     for pattern, template in _REFERENCES:
         replacement = template.format(**forms)
@@ -289,9 +289,7 @@ def _content(text: str) -> list[_Token]:
     return [t for t in _tokens(text) if not t.stop]
 
 
-def _entities(
-    text: str, exclude: Sequence[Subject] = (), *, initial: bool = False
-) -> list[Subject]:
+def _entities(text: str, exclude: Sequence[Span] = (), *, initial: bool = False) -> list[Span]:
     """Runs of capitalised words (companies, places), joined across "and" / "or" / commas."""
     tokens = _tokens(text)
     runs: list[list[_Token]] = []
@@ -309,7 +307,7 @@ def _entities(
             runs[-1].append(tok)
         else:
             runs.append([tok])
-    return [Subject(text[r[0].start : r[-1].end], r[0].start, r[-1].end) for r in runs]
+    return [Span(text[r[0].start : r[-1].end], r[0].start, r[-1].end) for r in runs]
 
 
 def _append(question: str, phrase: str) -> str:
@@ -318,11 +316,11 @@ def _append(question: str, phrase: str) -> str:
     return f"{body} {phrase}?"
 
 
-def _replace(text: str, span: Subject, new: str) -> str:
+def _replace(text: str, span: Span, new: str) -> str:
     return text[: span.start] + new + text[span.end :]
 
 
-def _swap_subject(text: str, old: Subject, new: Subject) -> str:
+def _swap_subject(text: str, old: Span, new: Span) -> str:
     """Put the role ``new`` where ``old`` is, in the same number, fixing "a"/"an" before it."""
     name = _ARTICLE_RE.sub("", new.text)
     plural = _singular_phrase(old.text) != old.text
@@ -337,7 +335,7 @@ def _swap_subject(text: str, old: Subject, new: Subject) -> str:
     return before + name + text[old.end :]
 
 
-def _prep_phrase(text: str, prep: str, exclude: Sequence[Subject]) -> Subject | None:
+def _prep_phrase(text: str, prep: str, exclude: Sequence[Span]) -> Span | None:
     """The span of ``prep`` and the noun phrase after it in ``text``, outside any subject."""
     tokens = _tokens(text)
     for n, tok in enumerate(tokens):
@@ -352,7 +350,7 @@ def _prep_phrase(text: str, prep: str, exclude: Sequence[Subject]) -> Subject | 
                 break
             end = m
         if end > n:
-            return Subject(text[tok.start : tokens[end].end], tok.start, tokens[end].end)
+            return Span(text[tok.start : tokens[end].end], tok.start, tokens[end].end)
     return None
 
 
@@ -370,9 +368,9 @@ class _Resolver:
     def __init__(self, finder: SubjectFinder) -> None:
         self.finder = finder
         self.resolved: list[str] = []
-        self.subjects: list[Sequence[Subject]] = []  # subjects of each resolved turn
+        self.subjects: list[Sequence[Span]] = []  # subjects of each resolved turn
 
-    def context_subjects(self) -> Sequence[Subject]:
+    def context_subjects(self) -> Sequence[Span]:
         for subjects in reversed(self.subjects):
             if subjects:
                 return subjects
@@ -403,7 +401,7 @@ class _Resolver:
             return self._elliptical(rest, previous, subjects, marked=bool(led))
         return self._question(rest[:1].upper() + rest[1:], previous, subjects)
 
-    def _question(self, text: str, previous: str, subjects: Sequence[Subject]) -> str:
+    def _question(self, text: str, previous: str, subjects: Sequence[Span]) -> str:
         own = self.finder.find(text)
         ref = _first_reference(text, weak=not own)
         if ref and not (own and own[0].start < ref.start()):
@@ -417,7 +415,7 @@ class _Resolver:
         return text
 
     def _elliptical(
-        self, body: str, previous: str, subjects: Sequence[Subject], *, marked: bool
+        self, body: str, previous: str, subjects: Sequence[Span], *, marked: bool
     ) -> str:
         body = _strip_end(body)
         if not _content(body):
