@@ -389,8 +389,11 @@ def _ms(started: float) -> float:
 
 
 def services(request: Request) -> Services:
-    """The app's shared services."""
-    return request.app.state.services
+    """The app's shared services; 503 when the app's lifespan has not started them."""
+    svc = getattr(request.app.state, "services", None)
+    if svc is None:
+        raise HTTPException(503, detail="the server is starting", headers={"Retry-After": "5"})
+    return svc
 
 
 def ready_services(svc: Annotated[Services, Depends(services)]) -> Services:

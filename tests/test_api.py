@@ -161,6 +161,13 @@ def test_ready_reports_why_the_index_failed_to_load(tmp_path: Path) -> None:
         assert search.status_code == 503 and "no index" in search.json()["detail"]
 
 
+def test_app_without_its_lifespan_answers_503_not_500(app: FastAPI) -> None:
+    client = TestClient(app)  # no `with`: the lifespan never runs
+    assert client.get("/health").status_code == 200
+    assert client.get("/ready").status_code == 503
+    assert client.post("/search", json={"query": "x"}).status_code == 503
+
+
 # --------------------------------------------------------------------------- search
 
 
