@@ -3,6 +3,7 @@ marked [n] with the rank of the passage it came from. No language model is invol
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,6 +12,19 @@ import numpy as np
 from rag.chunking import passage_sentences
 from rag.embedding import Embedder
 from rag.retrieval import Hit
+
+# Questions asking for an amount want the sentence that states one.
+_QUANTITY_RE = re.compile(
+    r"\b(how (much|many|fast|big|large)|salar(y|ies)|pay|paid|earn\w*|compensation|wages?"
+    r"|income|percent\w*|rate|growth|market size|range)\b",
+    re.IGNORECASE,
+)
+_NUMBER_RE = re.compile(r"\$\s?\d|\d+(?:[.,]\d+)*\s?(?:%|percent|k\b|billion|million)|\d{2,}")
+# Pages flattened to text glue a closing summary onto the last list item with no full stop
+# ("...evolving fraud tactics This overview provides..."); split it off for display.
+_GLUE_RE = re.compile(
+    r"(?<=[a-z0-9)])\s+(?=(?:This|These|The|By|In summary|In conclusion|Overall|Ultimately)\s+[a-z])"
+)
 
 
 @dataclass
@@ -43,13 +57,18 @@ def build_answer(
     """Pick 2-4 sentences from the top passages, most relevant first, each cited as [n]."""
     cands: list[tuple[str, int]] = []
     for hit in hits[:passages]:
-        cands.extend((s, hit.rank) for s in passage_sentences(hit.chunk.text))
+        for sentence in passage_sentences(hit.chunk.text):
+            head, *tails = _GLUE_RE.split(sentence)
+            cands.append((head, hit.rank))
+            cands.extend((t, hit.rank) for t in tails if len(t) >= 25)
     if not cands:
         return Answer("", [])
     vectors = embedder.embed([query] + [s for s, _ in cands])
     q, sv = vectors[0], vectors[1:]
     # The passage ranking already weighs the whole passage; a small prior keeps it in play.
     scores = sv @ q - 0.03 * np.array([ref - 1 for _, ref in cands], dtype=np.float32)
+    if _QUANTITY_RE.search(query):
+        scores += 0.15 * np.array([bool(_NUMBER_RE.search(s)) for s, _ in cands], dtype=np.float32)
     order = np.argsort(-scores, kind="stable")
     chosen: list[int] = []
     best = float(scores[order[0]])
