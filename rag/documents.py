@@ -100,6 +100,11 @@ def read_source(path: Path) -> str | None:
     except OSError as exc:
         log.warning("skipping %s: cannot read it (%s)", path, exc.strerror or exc)
         return None
+    return decode_source(raw, path)
+
+
+def decode_source(raw: bytes, path: Path) -> str | None:
+    """The text of a corpus file's bytes, or None (with a warning naming it) if unusable."""
     if b"\x00" in raw[:8192]:
         log.warning("skipping %s: binary file", path)
         return None
@@ -125,12 +130,20 @@ def load_corpus(corpus_dir: Path) -> tuple[list[Document], list[SourceFile]]:
     seen_ids: set[str] = set()
     seen_bodies: set[str] = set()
     for path in iter_corpus_files(corpus_dir):
-        raw = read_source(path)
+        rel = path.relative_to(corpus_dir).as_posix()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            log.warning("skipping %s: cannot read it (%s)", path, exc.strerror or exc)
+            continue
+        raw = decode_source(data, path)
+        # Skipped files are recorded too (with no text), so that staleness checks, which hash
+        # the bytes of every candidate file, do not see them as new on every run.
+        sources.append(SourceFile(rel, raw or "", hashlib.sha256(data).hexdigest()))
         if raw is None:
             continue
-        rel = path.relative_to(corpus_dir).as_posix()
         text = html_to_markdown(raw) if path.suffix.lower() in (".html", ".htm") else raw
-        sources.append(SourceFile(rel, text, hashlib.sha256(raw.encode()).hexdigest()))
+        sources[-1].text = text
         for doc in parse_source(text, rel):
             # Guide sites repeat the same short guides on many pages; index each once.
             digest = hashlib.sha256(f"{doc.title}\n{doc.body}".encode()).hexdigest()

@@ -131,3 +131,18 @@ def test_large_indexes_switch_to_hnsw():
     assert params["type"] == "IndexHNSWFlat" and params["ntotal"] == 300
     scores, ids = index.search(vectors[:5], 1)
     assert list(ids[:, 0]) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("crlf.txt", b"Nurse\r\n\r\nOverview\r\n\r\nCares for patients.\r\n"),
+     ("bom.md", "\ufeff# Nurse\n\nCares.\n".encode()),
+     ("empty.txt", b""),
+     ("binary.md", b"\x00\x01\x02")],
+)  # fmt: skip
+def test_fresh_index_is_not_stale_whatever_its_files_hold(
+    small_corpus: Path, tmp_path: Path, fake_embedder, name: str, content: bytes
+):
+    (small_corpus / name).write_bytes(content)
+    build_index(small_corpus, tmp_path / "index", fake_embedder)
+    assert load_index(tmp_path / "index").stale_sources(small_corpus) == []
