@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 PROG = "rag"
 EXIT_USAGE = 2
-MODES = ("hybrid", "dense", "bm25")
+# Kept in step with rag.retrieval.MODES (a test checks) without importing it at start-up.
+MODES = ("hybrid", "dense", "sentence", "bm25")
+MODES_FOR_EVAL = ("dense", "sentence", "bm25", "hybrid")
 
 
 class UsageError(Exception):
@@ -120,14 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "eval", parents=[index_opts, json_opt], help="score retrieval on a question set"
     )
-    p.add_argument("questions", metavar="QUESTIONS.jsonl", type=Path)
+    p.add_argument(
+        "questions", metavar="QUESTIONS.jsonl", type=Path, nargs="+", help="one or more sets"
+    )
     p.add_argument("-k", type=int, default=10, metavar="N", help="ranks scored (default 10)")
     p.add_argument(
         "--modes",
-        default="dense,bm25,hybrid",
+        default=",".join(MODES_FOR_EVAL),
         metavar="LIST",
-        help="comma-separated ranking modes (default dense,bm25,hybrid)",
+        help=f"comma-separated ranking modes (default {','.join(MODES_FOR_EVAL)})",
     )
+    p.add_argument("--plot", type=Path, metavar="FILE.png", help="write a bar chart of metrics")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", parents=[index_opts], help="run the HTTP API and web pages")
@@ -284,17 +289,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"choose from {', '.join(MODES)}"
         )
     k = _check_k(args.k, settings)
-    questions = load_questions(args.questions)
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        raise UsageError("argument --plot: the chart is written as PNG; name a .png file")
+    sets = {path: load_questions(path) for path in args.questions}
+    retriever = _retriever(settings)
     # compare() resolves conversation questions the way /chat does, so scores match the server.
-    reports = compare(_retriever(settings), questions, modes, k)
-    if args.json:
-        _print_json({"k": k, "reports": [r.to_dict() for r in reports]})
-        return 0
+    results = {path: compare(retriever, qs, modes, k) for path, qs in sets.items()}
+    if args.plot is not None:
+        from rag.evaluation import plot_reports
 
+        plot_reports({p.stem: reps for p, reps in results.items()}, args.plot)
+    if args.json:
+        _print_json(
+            {
+                "k": k,
+                "reports": [r.to_dict() for r in results[args.questions[0]]],
+                "sets": [
+                    {"path": str(p), "reports": [r.to_dict() for r in reps]}
+                    for p, reps in results.items()
+                ],
+            }
+        )
+        return 0
+    out = _console()
+    for path, reports in results.items():
+        _print_eval(out, path, len(sets[path]), k, reports)
+    if args.plot is not None:
+        out.print(f"chart written to {args.plot}")
+    return 0
+
+
+def _print_eval(out: Console, path: Path, n: int, k: int, reports: list[Any]) -> None:
     from rich.table import Table
 
-    out = _console()
-    table = Table(title=f"{args.questions.name}: {len(questions)} questions, k={k}")
+    table = Table(title=f"{path.name}: {n} questions, k={k}")
     table.add_column("mode")
     for label in ("hit@1", "hit@3", "hit@5", f"MRR@{k}", f"nDCG@{k}", "mean chars", "max chars"):
         table.add_column(label, justify="right")
@@ -309,7 +337,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     focus = next((r for r in reports if r.name == "hybrid"), reports[-1])
     if not focus.misses:
         out.print(f"{focus.name}: every question has evidence at rank 1.")
-        return 0
+        return
     misses = Table(title=f"{focus.name}: questions without evidence at rank 1")
     misses.add_column("id")
     misses.add_column("rank", justify="right")
@@ -317,7 +345,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for m in focus.misses:
         misses.add_row(str(m["id"]), str(m["rank"]) if m["rank"] else f">{k}", m["question"])
     out.print(misses)
-    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

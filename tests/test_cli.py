@@ -566,7 +566,7 @@ def test_eval_reports_all_modes(capsys: pytest.CaptureFixture[str], real_env: Pa
     data = json.loads(out)
     assert data["k"] == 10
     reports = {r["name"]: r for r in data["reports"]}
-    assert list(reports) == ["dense", "bm25", "hybrid"]
+    assert list(reports) == ["dense", "sentence", "bm25", "hybrid"]
     ids = {q.id for q in load_questions(DEV_QUESTIONS)}
     for r in reports.values():
         assert r["n"] == len(ids)
@@ -574,8 +574,34 @@ def test_eval_reports_all_modes(capsys: pytest.CaptureFixture[str], real_env: Pa
         assert 0.0 <= r["hit_at_1"] <= r["hit_at_3"] <= r["hit_at_5"] <= 1.0
     # Far above chance: a broken mode wiring (say, every mode running BM25) would not get here.
     assert reports["hybrid"]["hit_at_5"] >= 0.8
-    assert len({round(r["mrr_at_10"], 6) for r in reports.values()}) == 3
+    assert len({round(r["mrr_at_10"], 6) for r in reports.values()}) == 4
     code, out, _ = run(capsys, "eval", str(DEV_QUESTIONS))
     assert code == 0
     for label in ("hit@1", "hit@3", "hit@5", "MRR@10", "nDCG@10", "dense", "bm25", "hybrid"):
         assert label in out
+
+
+@pytest.mark.slow
+def test_eval_scores_several_sets_and_plots_a_chart(
+    capsys: pytest.CaptureFixture[str], real_env: Path, tmp_path: Path
+) -> None:
+    conversations = ROOT / "tests" / "data" / "conversations.jsonl"
+    chart = tmp_path / "eval.png"
+    argv = ["eval", str(DEV_QUESTIONS), str(conversations), "--modes", "hybrid", "--json"]
+    code, out, err = run(capsys, *argv, "--plot", str(chart))
+    assert code == 0, err
+    data = json.loads(out)
+    assert [s["path"] for s in data["sets"]] == [str(DEV_QUESTIONS), str(conversations)]
+    assert data["sets"][1]["reports"][0]["n"] == len(load_questions(conversations))
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_modes_match_the_library() -> None:
+    from rag import cli, retrieval
+
+    assert set(cli.MODES) == set(retrieval.MODES) == set(cli.MODES_FOR_EVAL)
+
+
+def test_eval_plot_must_be_png(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "eval", str(DEV_QUESTIONS), "--plot", "chart.svg")
+    assert code == 2 and "png" in err
