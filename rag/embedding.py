@@ -21,6 +21,11 @@ from rag.config import DEFAULT_MODEL
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# torch and faiss each bring their own OpenMP runtime, whose idle threads spin for a while after
+# every parallel region. Two spinning pools on 2 cores (or any busy machine) starve each other:
+# one sentence-transformers query took 320 ms instead of 45 ms with spinning on
+# (benchmarks/README.md). Must be set before either library loads; an explicit value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _BUNDLED = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
 

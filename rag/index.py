@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -48,9 +49,14 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 # Below this many vectors exact search is fast enough and has perfect recall.
 EXACT_SEARCH_MAX = 200_000
+# Above it: "hnsw" (IndexHNSWFlat) or "ivf" (IndexIVFFlat); benchmarks/RESULTS.md compares them.
+APPROXIMATE_KIND = "hnsw"
 # Sentence vectors multiply the index size by the sentences per passage (about 4 here); past
 # this many passages the sentence index is left out unless asked for.
 SENTENCE_INDEX_MAX_CHUNKS = 250_000
+# IVF above EXACT_SEARCH_MAX: nprobe = nlist / this (benchmarks/RESULTS.md has the sweep).
+IVF_NPROBE_DIVISOR = 32
+IVF_KMEANS_ITERATIONS = 10
 BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene", "stopwords": "en", "stemmer": "english"}
 
 
@@ -112,7 +118,7 @@ def make_faiss_index(vectors: np.ndarray, kind: str = "auto") -> tuple[Any, dict
 
     n, dim = vectors.shape
     if kind == "auto":
-        kind = "flat" if n <= EXACT_SEARCH_MAX else "hnsw"
+        kind = "flat" if n <= EXACT_SEARCH_MAX else APPROXIMATE_KIND
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
         params: dict[str, Any] = {"type": "IndexFlatIP"}
@@ -122,6 +128,8 @@ def make_faiss_index(vectors: np.ndarray, kind: str = "auto") -> tuple[Any, dict
         index.hnsw.efConstruction = ef_construction
         params = {"type": "IndexHNSWFlat", "M": m, "efConstruction": ef_construction,
                   "efSearch": ef_search}  # fmt: skip
+    elif kind == "ivf":
+        index, params = _train_ivf(vectors)
     else:
         raise ValueError(f"unknown FAISS index kind {kind!r}")
     index.add(vectors)
@@ -132,10 +140,36 @@ def make_faiss_index(vectors: np.ndarray, kind: str = "auto") -> tuple[Any, dict
     return index, params
 
 
+def _train_ivf(vectors: np.ndarray) -> tuple[Any, dict[str, Any]]:
+    """An untrained-then-trained IndexIVFFlat sized for ``vectors`` (about sqrt(n) lists)."""
+    import faiss
+
+    n, dim = vectors.shape
+    # sqrt(n) lists keeps both costs in check: assigning n vectors to the lists at build time
+    # (n * nlist dot products) and scanning nprobe/nlist of them per query.
+    nlist = int(min(65_536, max(16, 2 ** round(np.log2(max(np.sqrt(n), 1))))))
+    nprobe = max(1, min(nlist, nlist // IVF_NPROBE_DIVISOR))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    # k-means on a seeded sample: 64 points per list is plenty for the centroids and keeps
+    # training to seconds on 2 cores (faiss would otherwise take up to 256 per list).
+    sample = min(n, 64 * nlist)
+    rng = np.random.default_rng(0)
+    train = vectors if sample == n else vectors[np.sort(rng.choice(n, sample, replace=False))]
+    index.cp.niter = IVF_KMEANS_ITERATIONS
+    index.cp.seed = 0
+    index.train(train)
+    index.nprobe = nprobe
+    params = {"type": "IndexIVFFlat", "nlist": nlist, "nprobe": nprobe, "train_points": sample,
+              "kmeans_iterations": IVF_KMEANS_ITERATIONS}  # fmt: skip
+    return index, params
+
+
 def build_bm25(texts: Sequence[str]) -> Any:
     """A bm25s index over ``texts`` with English stopwords and stemming."""
-    import bm25s
     import Stemmer
+
+    bm25s = import_bm25s()
 
     stemmer = Stemmer.Stemmer(BM25_PARAMS["stemmer"])
     tokens = bm25s.tokenize(
@@ -428,8 +462,6 @@ class Index:
 
 def load_index(index_dir: Path, model: str | None = None, *, mmap: bool = True) -> Index:
     """Open an index; refuse one built by another model or format."""
-    import bm25s
-
     from rag.embedding import resolve_model
 
     index_dir = Path(index_dir)
@@ -449,7 +481,7 @@ def load_index(index_dir: Path, model: str | None = None, *, mmap: bool = True) 
             sentence_rows = np.load(
                 index_dir / "sentence_rows.npy", mmap_mode="r" if mmap else None
             )
-        bm25 = bm25s.BM25.load(str(index_dir / "bm25"), mmap=mmap, show_progress=False)
+        bm25 = import_bm25s().BM25.load(str(index_dir / "bm25"), mmap=mmap, show_progress=False)
     except (RuntimeError, OSError, ValueError) as exc:
         raise IndexIncompatible(f"index at {index_dir} is damaged: {exc}") from exc
     if vectors.d != manifest.dim or vectors.ntotal != manifest.counts["chunks"]:
@@ -457,13 +489,39 @@ def load_index(index_dir: Path, model: str | None = None, *, mmap: bool = True) 
     return Index(index_dir, manifest, vectors, bm25, sentences, sentence_rows)
 
 
+def import_bm25s() -> Any:
+    """bm25s, without letting it import numba and scipy when nothing has loaded them yet.
+
+    bm25s imports both at start-up for backends this project never selects (it indexes and
+    scores with numpy): that is 0.3-0.6 s of a cold ``rag search`` on 2 cores. They stay
+    importable afterwards for any other code that wants them.
+    """
+    if "bm25s" in sys.modules:
+        return sys.modules["bm25s"]
+    hidden = [name for name in ("numba", "scipy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail fast
+    try:
+        import bm25s
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+    return bm25s
+
+
 def _read_faiss(path: Path, mmap: bool) -> Any:
     """Read a FAISS index memory-mapped where its type allows, so workers share the pages."""
     import faiss
 
     if mmap:
-        try:
-            return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-        except RuntimeError:
-            pass  # this index type cannot be memory-mapped
+        # IO_FLAG_MMAP alone maps only IVF inverted lists: a flat or HNSW index read with it is
+        # copied into private memory (measured with faiss 1.15, see benchmarks/RESULTS.md).
+        # IO_FLAG_MMAP_IFC maps flat codes, the HNSW graph and IVF lists alike.
+        flags = [getattr(faiss, "IO_FLAG_MMAP_IFC", None), faiss.IO_FLAG_MMAP]
+        for flag in (f for f in flags if f is not None):
+            try:
+                return faiss.read_index(str(path), flag | faiss.IO_FLAG_READ_ONLY)
+            except RuntimeError:
+                pass  # this index type (or faiss build) cannot be memory-mapped this way
     return faiss.read_index(str(path))
