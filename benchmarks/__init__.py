@@ -1,0 +1,1 @@
+"""Benchmarks for career-rag: `make bench` (python -m benchmarks.run) writes RESULTS.md."""

@@ -1,0 +1,431 @@
+"""Run the benchmarks and write benchmarks/RESULTS.md (``make bench``).
+
+Every figure is set against the model's own floor measured in the same run (a raw encode), since
+absolute times on a shared 2-core machine drift; the load average is recorded beside each part.
+
+    python -m benchmarks.run                       # everything (about 20-40 min on 2 cores)
+    python -m benchmarks.run --only latency,cold   # some parts, merged into results.json
+    python -m benchmarks.run --quick               # small sizes, for checking the scripts
+
+Parts: latency, throughput, cold, build, scale, bm25, memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from benchmarks import synthetic
+from benchmarks.common import (
+    PYTHON,
+    ROOT,
+    bench_queries,
+    children,
+    free_port,
+    loadavg,
+    machine,
+    now,
+    run_child,
+    smaps_rollup,
+    summary_ms,
+    wait_ready,
+)
+from benchmarks.loadgen import run_load
+from benchmarks.report import render
+
+HERE = Path(__file__).resolve().parent
+CORPUS = ROOT / "corpus"
+PARTS = ("latency", "throughput", "cold", "build", "scale", "bm25", "memory")
+RAG = str(Path(PYTHON).with_name("rag"))
+
+
+class Bench:
+    """Holds the shared fixtures (index, embedders) and the results of each part."""
+
+    def __init__(self, work: Path, quick: bool) -> None:
+        self.work = work
+        self.quick = quick
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.index_dir = work / "index"
+        self.queries = bench_queries()
+
+    # ------------------------------------------------------------------ fixtures
+
+    def ensure_index(self) -> Path:
+        """The real corpus indexed with the real model by `rag index` (reused while fresh)."""
+        r = run_child(
+            [RAG, "index", "--if-stale", "--json"],
+            env={"RAG_CORPUS_DIR": str(CORPUS), "RAG_INDEX_DIR": str(self.index_dir)},
+        )
+        if r["returncode"] != 0 or not (self.index_dir / "onnx" / "model.onnx").exists():
+            raise RuntimeError(f"rag index failed: {r['stderr'][-2000:]}")
+        return self.index_dir
+
+    def floor(self, what: str, n: int | None = None, corpus: Path | None = None) -> dict[str, Any]:
+        """One floor from benchmarks.floors, in its own process."""
+        cmd = [PYTHON, "-m", "benchmarks.floors", what, "--index", str(self.ensure_index())]
+        if n is not None:
+            cmd += ["--n", str(n)]
+        if corpus is not None:
+            cmd += ["--corpus", str(corpus)]
+        r = run_child(cmd, timeout=3600)
+        if r["returncode"] != 0:
+            raise RuntimeError(f"{what} failed: {r['stderr'][-2000:]}")
+        out = json.loads(r["stdout"].strip().splitlines()[-1])
+        out["load"] = loadavg()
+        return out
+
+    @contextmanager
+    def server(
+        self, backend: str, *, index: Path | None = None, workers: int = 1, mmap: bool = True
+    ) -> Iterator[tuple[int, subprocess.Popen]]:
+        """A real uvicorn serving the API on 127.0.0.1, stopped (by its own pid) on exit."""
+        port = free_port()
+        cmd = [PYTHON, "-m", "benchmarks.serve", "--index", str(index or self.ensure_index()),
+               "--port", str(port), "--backend", backend, "--workers", str(workers)]  # fmt: skip
+        if not mmap:
+            cmd.append("--no-mmap")
+        env = {**os.environ, "RAG_DATA_DIR": str(self.work / "data")}
+        log = open(self.work / f"server-{port}.log", "w")
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/ready", timeout=300)
+            yield port, proc
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [{"query": q} for q in self.queries]
+
+    # ------------------------------------------------------------------ parts
+
+    def latency(self) -> dict[str, Any]:
+        """One query at a time: raw encodes (the floor) vs library search vs HTTP /search."""
+        n = 60 if self.quick else 300
+        out: dict[str, Any] = {"load_before": loadavg()}
+        out["raw_st_encode"] = self.floor("st-single", n)
+        out["raw_onnx_encode"] = self.floor("onnx-single", n)
+        out["library_search_onnx"] = self.floor("search-onnx", n)
+        out["library_search_torch"] = self.floor("search-torch", n)
+        for backend in ("onnx", "torch"):
+            with self.server(backend) as (port, _):
+                run_load(port, self.bodies(), concurrency=1, max_requests=20, max_seconds=10)
+                out[f"http_search_{backend}"] = run_load(
+                    port, self.bodies(), concurrency=1, max_requests=n, max_seconds=60
+                )
+                out[f"http_search_{backend}"]["load"] = loadavg()
+        out["load_after"] = loadavg()
+        return out
+
+    def throughput(self) -> dict[str, Any]:
+        """Raw batch-64 encode ceilings vs HTTP /search under 1-64 concurrent clients."""
+        out: dict[str, Any] = {"load_before": loadavg()}
+        reps = 90 if self.quick else 300  # floors time n // 30 batches
+        out["raw_st_batch64"] = self.floor("st-batch", reps)
+        out["raw_onnx_batch64"] = self.floor("onnx-batch", reps)
+        levels = [1, 4, 16] if self.quick else [1, 4, 16, 64]
+        seconds = 5 if self.quick else 15
+        for backend in ("onnx", "torch"):
+            rows = []
+            with self.server(backend) as (port, _):
+                run_load(port, self.bodies(), concurrency=4, max_requests=60, max_seconds=10)
+                for c in levels:
+                    row = run_load(
+                        port, self.bodies(), concurrency=c,
+                        max_requests=max(200, 100 * c), max_seconds=seconds,
+                    )  # fmt: skip
+                    row["load"] = loadavg()
+                    rows.append(row)
+            out[f"http_{backend}"] = rows
+        out["load_after"] = loadavg()
+        return out
+
+    def cold(self) -> dict[str, Any]:
+        """``rag search --json`` from a cold process, and what it imports."""
+        runs = 3 if self.quick else 10
+        env = {"RAG_INDEX_DIR": str(self.ensure_index()), "RAG_CORPUS_DIR": str(CORPUS),
+               "RAG_DATA_DIR": str(self.work / "data")}  # fmt: skip
+        out: dict[str, Any] = {"load_before": loadavg()}
+        import inspect
+
+        from rag.retrieval import Retriever
+
+        uses_onnx = "load_query_embedder" in inspect.getsource(Retriever.from_settings)
+        out["from_settings_uses_onnx"] = uses_onnx
+        query = ["search", "data engineer salary", "--json"]
+        cases = {
+            "python_startup": [PYTHON, "-c", "pass"],
+            "import_rag_cli": [PYTHON, "-c", "import rag.cli"],
+            "rag_search_auto": [RAG, *query],
+        }
+        if not uses_onnx:
+            # What `rag search` costs once from_settings takes the ONNX export (proposed change).
+            cases["rag_search_onnx_patched"] = [PYTHON, "-c", PATCHED_CLI, *query]
+        cases["rag_search_torch"] = [RAG, *query]
+        for name, cmd in cases.items():
+            case_env = {**env, "RAG_QUERY_BACKEND": "torch" if name.endswith("torch") else "auto"}
+            walls, rss = [], []
+            for _ in range(runs):
+                r = run_child(cmd, env=case_env, timeout=120)
+                if r["returncode"] != 0:
+                    raise RuntimeError(f"{cmd} failed: {r['stderr'][-2000:]}")
+                walls.append(r["wall_s"])
+                rss.append(r["peak_rss_mib"])
+            out[name] = {**summary_ms(walls), "min_ms": round(min(walls) * 1000, 1),
+                         "peak_rss_mib": max(rss)}  # fmt: skip
+        probe = (
+            "import sys, json\nfrom rag.cli import main\nimport io, contextlib\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main(['search', 'data engineer salary', '--json'])\n"
+            "heavy = ('torch', 'sentence_transformers', 'transformers', 'numba', 'scipy')\n"
+            "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))"
+        )
+        if not uses_onnx:
+            probe = PATCHED_CLI.split("from rag.cli import main")[0] + probe
+        r = run_child([PYTHON, "-c", probe], env={**env, "RAG_QUERY_BACKEND": "auto"})
+        out["heavy_modules_imported"] = json.loads(r["stdout"].strip().splitlines()[-1])
+        r = run_child(
+            [PYTHON, "-X", "importtime", "-c", probe], env={**env, "RAG_QUERY_BACKEND": "auto"}
+        )
+        out["slowest_imports_ms"] = _top_imports(r["stderr"])
+        out["load_after"] = loadavg()
+        return out
+
+    def build(self) -> dict[str, Any]:
+        """Raw encode throughput on the chunk texts vs ``rag index`` end to end."""
+        from rag.chunking import ChunkerSettings, chunk_documents
+        from rag.documents import load_corpus
+        from rag.index import sentence_units
+
+        out: dict[str, Any] = {"load_before": loadavg()}
+        docs = 20 if self.quick else 100
+        corpora = {
+            "real": CORPUS,
+            f"synthetic_{docs}_docs": synthetic.write_corpus(
+                self.work / f"synthetic-corpus-{docs}", docs
+            ),
+        }
+        for name, corpus in corpora.items():
+            documents, _ = load_corpus(corpus)
+            chunks = chunk_documents(documents, ChunkerSettings())
+            sentences, _ = sentence_units(chunks)
+            raw_st = self.floor("st-chunks", corpus=corpus)
+            raw_onnx = self.floor("onnx-chunks", corpus=corpus)
+            target = self.work / f"built-{name}"
+            shutil.rmtree(target, ignore_errors=True)
+            load = loadavg()
+            r = run_child(
+                [RAG, "index", "--json"],
+                env={"RAG_CORPUS_DIR": str(corpus), "RAG_INDEX_DIR": str(target)},
+                timeout=3600,
+            )
+            if r["returncode"] != 0:
+                raise RuntimeError(f"rag index failed: {r['stderr'][-2000:]}")
+            manifest = json.loads((target / "manifest.json").read_text())
+            out[name] = {
+                "chunks": len(chunks),
+                "sentences": len(sentences),
+                "raw_st_encode_chunks_per_s": raw_st["chunks_per_s"],
+                "raw_onnx_encode_chunks_per_s": raw_onnx["chunks_per_s"],
+                "rag_index_wall_s": round(r["wall_s"], 2),
+                "rag_index_chunks_per_s": round(len(chunks) / r["wall_s"], 1),
+                "build_seconds_in_manifest": manifest["build_seconds"],
+                "onnx_export_s": manifest.get("extra", {}).get("onnx", {}).get("seconds"),
+                "peak_rss_mib": r["peak_rss_mib"],
+                "load_before": load,
+                "load_after": loadavg(),
+            }
+        return out
+
+    def scale(self, sizes: list[int], hnsw_max: int) -> dict[str, Any]:
+        """FAISS at 10k-1M clustered vectors: build, memory, recall@10, latency with encode."""
+        onnx_dir = str(self.ensure_index() / "onnx")
+        rows = []
+        for n in sizes:
+            kinds = ["flat", "ivf"] + (["hnsw"] if n <= hnsw_max else [])
+            for kind in kinds:
+                sweep = {"ivf": "4,8,16,32,64,128", "hnsw": "32,64,128,256"}.get(kind, "")
+                load = loadavg()
+                r = run_child(
+                    [PYTHON, "-m", "benchmarks.scale", "ann", "--n", str(n), "--kind", kind,
+                     "--sweep", sweep, "--onnx", onnx_dir],
+                    timeout=3 * 3600,
+                )  # fmt: skip
+                if r["returncode"] != 0:
+                    rows.append({"n": n, "kind": kind, "error": r["stderr"][-1500:]})
+                    continue
+                row = json.loads(r["stdout"].strip().splitlines()[-1])
+                row["child_peak_rss_mib"] = r["peak_rss_mib"]
+                row["load_before"] = load
+                row["load_after"] = loadavg()
+                rows.append(row)
+                print(f"  scale n={n} {kind}: build {row['build_s']} s", flush=True)
+        return {"rows": rows}
+
+    def bm25(self, sizes: list[int]) -> dict[str, Any]:
+        """bm25s index and query time on synthetic passages."""
+        rows = []
+        for n in sizes:
+            load = loadavg()
+            r = run_child([PYTHON, "-m", "benchmarks.scale", "bm25", "--n", str(n)], timeout=7200)
+            if r["returncode"] != 0:
+                rows.append({"n": n, "error": r["stderr"][-1500:]})
+                continue
+            row = json.loads(r["stdout"].strip().splitlines()[-1])
+            row["child_peak_rss_mib"] = r["peak_rss_mib"]
+            row["load_before"], row["load_after"] = load, loadavg()
+            rows.append(row)
+            print(f"  bm25 n={n}: build {row['build_s']} s", flush=True)
+        return {"rows": rows}
+
+    def memory(self, chunks: int) -> dict[str, Any]:
+        """RSS and PSS per uvicorn worker (2 workers), FAISS memory-mapped or not."""
+        index = self.synthetic_index(chunks)
+        out: dict[str, Any] = {"chunks": chunks, "load_before": loadavg()}
+        out["vectors_faiss_mib"] = round((index / "vectors.faiss").stat().st_size / 2**20, 1)
+        for mmap in (True, False):
+            with self.server("onnx", index=index, workers=2, mmap=mmap) as (port, proc):
+                # Enough requests that both workers have searched (touching every vector).
+                run_load(port, self.bodies(), concurrency=8, max_requests=200, max_seconds=60)
+                workers = children(proc.pid)
+                mem = [smaps_rollup(pid) for pid in workers]
+            out["mmap" if mmap else "no_mmap"] = [
+                {"pid": pid, **{k: round(m.get(k, 0) / 1024, 1) for k in
+                 ("Rss", "Pss", "Shared_Clean", "Private_Clean", "Private_Dirty", "Anonymous")}}
+                for pid, m in zip(workers, mem, strict=True)
+            ]  # fmt: skip
+        out["load_after"] = loadavg()
+        return out
+
+    def synthetic_index(self, chunks: int) -> Path:
+        """An index of synthetic guides with clustered placeholder vectors and the real export.
+
+        Embedding ~100k chunks with the real model would take an hour here; memory does not
+        depend on what the vectors mean, only on their number, so placeholders stand in.
+        """
+        from rag.index import Manifest, build_index
+        from rag.onnx_embedder import copy_export
+
+        target = self.work / f"serve-index-{chunks}"
+        if (target / "manifest.json").exists():
+            return target
+        real = Manifest.read(self.ensure_index())
+        docs = max(1, chunks // 12)
+        corpus = synthetic.write_corpus(self.work / f"synthetic-corpus-{docs}", docs)
+
+        class Placeholder:
+            model_id = real.model
+            dim = real.dim
+            offset = 0
+
+            def embed(self, texts: Any, *, progress: bool = False) -> Any:
+                v = synthetic.clustered_vectors(len(texts), self.dim, seed=self.offset)
+                self.offset += 1
+                return v
+
+        build_index(corpus, target, Placeholder(), sentence_index=False, onnx=False)
+        copy_export(self.ensure_index() / "onnx", target / "onnx")
+        manifest = Manifest.read(target)
+        manifest.extra["onnx"] = real.extra["onnx"]
+        manifest.write(target)
+        return target
+
+
+# Runs the real CLI with Retriever.from_settings replaced by the one-line change proposed for
+# rag/retrieval.py (load_query_embedder instead of load_embedder); everything else is as shipped.
+PATCHED_CLI = """
+import sys
+from pathlib import Path
+from rag import retrieval
+from rag.embedding import load_query_embedder
+from rag.index import load_index
+
+def from_settings(cls, settings=None):
+    settings = settings or retrieval.Settings()
+    index = load_index(Path(settings.index_dir), settings.model)
+    return cls(index, load_query_embedder(settings, index), max_k=settings.max_k,
+               max_query_chars=settings.max_query_chars,
+               base_url=settings.public_url.rstrip("/"))
+
+retrieval.Retriever.from_settings = classmethod(from_settings)
+from rag.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _top_imports(stderr: str, n: int = 12) -> list[list[Any]]:
+    """The slowest top-level imports from ``python -X importtime`` output."""
+    rows = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|")
+        if name.startswith("   ") or not cumulative.strip().isdigit():
+            continue  # nested
+        rows.append([name.strip(), round(int(cumulative) / 1000, 1)])
+    return sorted(rows, key=lambda r: -r[1])[:n]
+
+
+def main() -> None:
+    """Run the chosen parts and write RESULTS.md and results.json."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=",".join(PARTS))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/rag-bench"))
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--bm25-sizes", default="100000,1000000")
+    parser.add_argument("--hnsw-max", type=int, default=100_000, help="largest n built as HNSW")
+    parser.add_argument("--memory-chunks", type=int, default=100_000)
+    parser.add_argument("--results", type=Path, default=HERE / "results.json")
+    args = parser.parse_args()
+    parts = [p for p in args.only.split(",") if p]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    if args.quick:
+        args.sizes, args.bm25_sizes, args.memory_chunks = "10000", "10000", 5000
+
+    results: dict[str, Any] = {}
+    if args.results.exists():
+        results = json.loads(args.results.read_text())
+    results["machine"] = machine()
+    bench = Bench(args.work, args.quick)
+    steps: dict[str, Callable[[], dict[str, Any]]] = {
+        "latency": bench.latency,
+        "throughput": bench.throughput,
+        "cold": bench.cold,
+        "build": bench.build,
+        "scale": lambda: bench.scale([int(x) for x in args.sizes.split(",")], args.hnsw_max),
+        "bm25": lambda: bench.bm25([int(x) for x in args.bm25_sizes.split(",")]),
+        "memory": lambda: bench.memory(args.memory_chunks),
+    }
+    for part in parts:
+        print(f"[{now()}] {part} (load {loadavg()})", flush=True)
+        t0 = time.perf_counter()
+        results[part] = steps[part]()
+        results[part]["date"] = now()
+        results[part]["seconds"] = round(time.perf_counter() - t0, 1)
+        results[part]["quick"] = args.quick
+        args.results.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    (HERE / "RESULTS.md").write_text(render(results))
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
