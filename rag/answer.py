@@ -11,6 +11,7 @@ import numpy as np
 
 from rag.chunking import passage_sentences
 from rag.embedding import Embedder
+from rag.index import Index
 from rag.retrieval import Hit
 
 # Questions asking for an amount want the sentence that states one.
@@ -20,11 +21,6 @@ _QUANTITY_RE = re.compile(
     re.IGNORECASE,
 )
 _NUMBER_RE = re.compile(r"\$\s?\d|\d+(?:[.,]\d+)*\s?(?:%|percent|k\b|billion|million)|\d{2,}")
-# Pages flattened to text glue a closing summary onto the last list item with no full stop
-# ("...evolving fraud tactics This overview provides..."); split it off for display.
-_GLUE_RE = re.compile(
-    r"(?<=[a-z0-9)])\s+(?=(?:This|These|The|By|In summary|In conclusion|Overall|Ultimately)\s+[a-z])"
-)
 
 
 @dataclass
@@ -49,22 +45,38 @@ def build_answer(
     hits: Sequence[Hit],
     embedder: Embedder,
     *,
+    query_vector: np.ndarray | None = None,
+    index: Index | None = None,
     max_sentences: int = 4,
     min_sentences: int = 2,
     passages: int = 3,
     margin: float = 0.12,
 ) -> Answer:
     """Pick 2-4 sentences from the top passages, most relevant first, each cited as [n]."""
-    cands: list[tuple[str, int]] = []
-    for hit in hits[:passages]:
-        for sentence in passage_sentences(hit.chunk.text):
-            head, *tails = _GLUE_RE.split(sentence)
-            cands.append((head, hit.rank))
-            cands.extend((t, hit.rank) for t in tails if len(t) >= 25)
+    top = hits[:passages]
+    per_hit = [passage_sentences(hit.chunk.text) for hit in top]
+    cands = [(s, hit.rank) for hit, sentences in zip(top, per_hit, strict=True) for s in sentences]
     if not cands:
         return Answer("", [])
-    vectors = embedder.embed([query] + [s for s, _ in cands])
-    q, sv = vectors[0], vectors[1:]
+    # The index keeps a vector per sentence (for the sentence ranking); reusing them spares the
+    # model a batch of encodes on every answer. Passages without them are embedded here.
+    stored = [
+        _stored_vectors(index, hit, len(sentences))
+        for hit, sentences in zip(top, per_hit, strict=True)
+    ]
+    texts = [] if query_vector is not None else [query]
+    texts += [
+        s
+        for sentences, vectors in zip(per_hit, stored, strict=True)
+        if vectors is None
+        for s in sentences
+    ]
+    fresh = iter(embedder.embed(texts)) if texts else iter(())
+    q = query_vector if query_vector is not None else next(fresh)
+    rows: list[np.ndarray] = []
+    for sentences, vectors in zip(per_hit, stored, strict=True):
+        rows.extend(vectors if vectors is not None else [next(fresh) for _ in sentences])
+    sv = np.asarray(rows, dtype=np.float32)
     # The passage ranking already weighs the whole passage; a small prior keeps it in play.
     scores = sv @ q - 0.03 * np.array([ref - 1 for _, ref in cands], dtype=np.float32)
     if _QUANTITY_RE.search(query):
@@ -85,6 +97,13 @@ def build_answer(
     ]
     text = " ".join(f"{s.text} [{s.ref}]" for s in sentences)
     return Answer(text, sentences)
+
+
+def _stored_vectors(index: Index | None, hit: Hit, n: int) -> np.ndarray | None:
+    if index is None or hit.row is None:
+        return None
+    vectors = index.sentence_vectors(hit.row)
+    return vectors if vectors is not None and len(vectors) == n else None
 
 
 def _as_sentence(text: str) -> str:

@@ -54,7 +54,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag import __version__, webui
-from rag.answer import build_answer
 from rag.batching import MicroBatcher
 from rag.chat import resolve_query
 from rag.config import Settings
@@ -354,10 +353,10 @@ class Services:
             limiter=self.search_slots,
         )
 
-    async def answer(self, query: str, hits: Sequence[Hit]) -> str:
-        """The extractive answer, built in a worker thread (it embeds sentences)."""
+    async def answer(self, result: SearchResult) -> str:
+        """The extractive answer, built in a worker thread from the index's sentence vectors."""
         assert self.retriever is not None
-        answer = await anyio.to_thread.run_sync(build_answer, query, hits, self.retriever.embedder)
+        answer = await anyio.to_thread.run_sync(self.retriever.answer, result)
         return answer.text
 
     def results(self, hits: Sequence[Hit]) -> list[dict[str, Any]]:
@@ -429,7 +428,7 @@ async def ask(body: AskRequest, svc: Ready) -> dict[str, Any]:
     started = time.perf_counter()
     query = svc.retriever.check(body.query, body.k)  # type: ignore[union-attr]
     result = await svc.search(query, body.k)
-    answer = await svc.answer(query, result.hits)
+    answer = await svc.answer(result)
     query_id = svc.log_query("ask", query, result.hits, started)
     return {"query": query, "answer": answer, "results": svc.results(result.hits),
             "query_id": query_id, "took_ms": _ms(started)}  # fmt: skip
@@ -482,12 +481,12 @@ async def chat(body: ChatRequest, svc: Ready) -> Any:
     if body.stream:
         query_id = svc.log_query("chat", query, result.hits, started)
         return StreamingResponse(
-            _chat_events(svc, query, query_id, result.hits, results),
+            _chat_events(svc, query, query_id, result, results),
             media_type="text/event-stream",
             # Proxies must pass each event on as it comes rather than buffer the stream.
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    answer = await svc.answer(query, result.hits)
+    answer = await svc.answer(result)
     query_id = svc.log_query("chat", query, result.hits, started)
     return {"answer": answer, "results": results, "query": query, "query_id": query_id,
             "took_ms": _ms(started)}  # fmt: skip
@@ -502,11 +501,11 @@ _PIECE_RE = re.compile(r".*?\[\d+\]\s*|.+", re.S)
 
 
 async def _chat_events(
-    svc: Services, query: str, query_id: str, hits: Sequence[Hit], results: list[dict[str, Any]]
+    svc: Services, query: str, query_id: str, result: SearchResult, results: list[dict[str, Any]]
 ) -> AsyncIterator[str]:
     yield _event("sources", {"query": query, "query_id": query_id, "results": results})
     try:
-        answer = await svc.answer(query, hits)
+        answer = await svc.answer(result)
     except Exception:
         log.exception("chat stream %s: could not build the answer", query_id)
         yield _event("error", {"detail": "could not build the answer"})

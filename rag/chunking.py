@@ -65,6 +65,11 @@ class _Unit:
 _LINE_MARK_RE = re.compile(r"^\s*(?:[•●▪◦·*+\-–]\s+|\d{1,3}[.)]\s+)")
 _INLINE_SPLIT_RE = re.compile(r"\s(?:-|•)\s+(?=\S)|(?<=[.!?])\s+(?=[A-Z0-9(\"'$])")
 _MARKDOWN_RE = re.compile(r"\*\*|__|`|#{1,6}\s")
+# Pages flattened to text glue a closing summary onto the last list item with no full stop:
+# "...evolving fraud tactics This overview provides..."
+_GLUE_RE = re.compile(
+    r"(?<=[a-z0-9)])\s+(?=(?:This|These|The|By|In summary|In conclusion|Overall|Ultimately)\s+[a-z])"
+)
 # "…and prevention Challenges:": a list's last item with the next list's label glued on.
 _GLUED_LABEL_RE = re.compile(
     r"^(.{20,}?\S)\s+([A-Z][\w/&()-]*(?:\s(?:[A-Z][\w/&()-]*|and|of|for|&)){0,4}:)$"
@@ -103,9 +108,10 @@ def passage_sentences(text: str, min_chars: int = 25) -> list[str]:
                     label = piece
                     continue
                 piece, next_label = glued.group(1), glued.group(2)
-            piece = " ".join(p for p in (outer, label, piece) if p)
-            if len(piece) >= min_chars:
-                out.append(piece)
+            head, *summaries = _GLUE_RE.split(piece)
+            head = " ".join(p for p in (outer, label, head) if p)
+            # A closing summary glued on is about the whole part, not this item: no label.
+            out.extend(p for p in (head, *summaries) if len(p) >= min_chars)
             if next_label:
                 # The next list's label was glued to this item: it replaces the label in force.
                 label = ""

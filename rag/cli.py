@@ -243,14 +243,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Print an extractive answer and the passages it cites."""
-    from rag.answer import build_answer
-
     settings = _settings(args)
     k = _check_request(args.question, args.k, settings)
     retriever = _retriever(settings)
     t0 = time.perf_counter()
     result = retriever.search(args.question, k)
-    answer = build_answer(result.query, result.hits, retriever.embedder)
+    answer = retriever.answer(result)
     took_ms = (time.perf_counter() - t0) * 1000
     if args.json:
         _print_json(

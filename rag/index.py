@@ -446,6 +446,18 @@ class Index:
         r = rows[0]
         return DocumentInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
 
+    def sentence_vectors(self, row: int) -> np.ndarray | None:
+        """Stored vectors of one chunk's sentences, in order; None where the index has none."""
+        if self.sentences is None or self.sentence_rows is None:
+            return None
+        # Sentences were added chunk by chunk, so each chunk's vectors are one sorted run.
+        lo = int(np.searchsorted(self.sentence_rows, row, side="left"))
+        hi = int(np.searchsorted(self.sentence_rows, row, side="right"))
+        try:
+            return np.asarray(self.sentences.reconstruct_n(lo, hi - lo), dtype=np.float32)
+        except RuntimeError:  # an index type that cannot give its vectors back
+            return None
+
     def chunk_counts(self) -> dict[str, int]:
         """Number of chunks per document id."""
         return dict(self._query("SELECT doc_id, COUNT(*) FROM chunks GROUP BY doc_id"))

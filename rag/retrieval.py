@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import numpy as np
@@ -16,6 +16,9 @@ from rag.config import Settings
 from rag.embedding import Embedder
 from rag.errors import BadQuery
 from rag.index import BM25_PARAMS, Index
+
+if TYPE_CHECKING:
+    from rag.answer import Answer
 
 Mode = Literal["hybrid", "dense", "sentence", "bm25"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "sentence", "bm25")
@@ -34,6 +37,7 @@ class Hit:
     bm25_score: float | None = None
     sentence_rank: int | None = None
     sentence_score: float | None = None
+    row: int | None = None
 
     def citation(self, base_url: str = "") -> dict[str, Any]:
         """Where the passage comes from, precisely enough to open it at the cited span."""
@@ -70,6 +74,7 @@ class SearchResult:
     took_ms: float
     mode: str = "hybrid"
     timings: dict[str, float] = field(default_factory=dict)
+    vector: np.ndarray | None = None
 
 
 @dataclass
@@ -125,6 +130,14 @@ class Retriever:
             max_k=settings.max_k,
             max_query_chars=settings.max_query_chars,
             base_url=settings.public_url.rstrip("/"),
+        )
+
+    def answer(self, result: SearchResult) -> Answer:
+        """The extractive answer to a search, reusing its query vector and stored sentences."""
+        from rag.answer import build_answer
+
+        return build_answer(
+            result.query, result.hits, self.embedder, query_vector=result.vector, index=self.index
         )
 
     # ------------------------------------------------------------------ validation
@@ -192,7 +205,7 @@ class Retriever:
         fused = self._fuse(rankings, mode)
         hits = self._materialise(fused, k)
         took = (time.perf_counter() - t0) * 1000
-        return SearchResult(query, hits, took, mode, {"search_ms": took})
+        return SearchResult(query, hits, took, mode, {"search_ms": took}, vector)
 
     def _dense(
         self, vector: np.ndarray, n: int, rows: np.ndarray | None
@@ -297,6 +310,7 @@ class Retriever:
                     bm25_score=entry.get("bm25_score"),
                     sentence_rank=entry.get("sentence_rank"),
                     sentence_score=entry.get("sentence_score"),
+                    row=int(entry["row"]),
                 )
             )
             if len(hits) == k:

@@ -146,3 +146,13 @@ def test_fresh_index_is_not_stale_whatever_its_files_hold(
     (small_corpus / name).write_bytes(content)
     build_index(small_corpus, tmp_path / "index", fake_embedder)
     assert load_index(tmp_path / "index").stale_sources(small_corpus) == []
+
+
+def test_each_chunk_has_one_stored_vector_per_sentence(built: Path):
+    from rag.chunking import passage_sentences
+
+    index = load_index(built)
+    for row, chunk in enumerate(index.all_chunks()):
+        vectors = index.sentence_vectors(row)
+        assert vectors is not None
+        assert len(vectors) == len(passage_sentences(chunk.text) or [chunk.text])

@@ -132,3 +132,16 @@ def test_retrieval_quality_stays_above_its_floor(real_retriever, path, mode, hit
     assert report.hit_at_1 >= hit1, report.misses
     assert report.mrr_at_10 >= mrr, report.misses
     assert report.max_chars <= 1500
+
+
+def test_answer_reuses_the_query_vector_and_stored_sentence_vectors(
+    retriever: Retriever, fake_embedder
+):
+    result = retriever.search("What do data engineers earn?", k=3)
+    calls = fake_embedder.calls
+    answer = retriever.answer(result)
+    assert fake_embedder.calls == calls, "no encode needed: every vector is already known"
+    assert answer.sentences
+    fresh = build_answer(result.query, result.hits, fake_embedder)
+    assert fake_embedder.calls == calls + 1
+    assert [s.text for s in fresh.sentences]  # the slow path still answers
