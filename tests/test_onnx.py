@@ -41,6 +41,9 @@ def test_build_exports_onnx_and_records_it(real_index_dir: Path):
     info = index.manifest.extra["onnx"]
     assert info["model_id"] == index.manifest.model
     assert has_onnx(real_index_dir / info["path"])
+    # Weights live beside the graph, where onnxruntime can memory-map them.
+    assert (real_index_dir / "onnx" / "model.onnx").stat().st_size < 1_000_000
+    assert (real_index_dir / "onnx" / "model.onnx.data").stat().st_size > 50_000_000
     config = json.loads((real_index_dir / "onnx" / "config.json").read_text())
     assert config["pooling"] == "mean" and config["normalize"] is True
     assert config["max_seq_length"] == 256 and config["dim"] == 384
