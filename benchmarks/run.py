@@ -263,29 +263,36 @@ class Bench:
             }
         return out
 
-    def scale(self, sizes: list[int], hnsw_max: int) -> dict[str, Any]:
+    def scale(self, sizes: list[int], hnsw_max: int, hard_clusters: int) -> dict[str, Any]:
         """FAISS at 10k-1M clustered vectors: build, memory, recall@10, latency with encode."""
         onnx_dir = str(self.ensure_index() / "onnx")
-        rows = []
+        runs = []
         for n in sizes:
-            kinds = ["flat", "ivf"] + (["hnsw"] if n <= hnsw_max else [])
-            for kind in kinds:
-                sweep = {"ivf": "4,8,16,32,64,128", "hnsw": "32,64,128,256"}.get(kind, "")
-                load = loadavg()
-                r = run_child(
-                    [PYTHON, "-m", "benchmarks.scale", "ann", "--n", str(n), "--kind", kind,
-                     "--sweep", sweep, "--onnx", onnx_dir],
-                    timeout=3 * 3600,
-                )  # fmt: skip
-                if r["returncode"] != 0:
-                    rows.append({"n": n, "kind": kind, "error": r["stderr"][-1500:]})
-                    continue
-                row = json.loads(r["stdout"].strip().splitlines()[-1])
-                row["child_peak_rss_mib"] = r["peak_rss_mib"]
-                row["load_before"] = load
-                row["load_after"] = loadavg()
-                rows.append(row)
-                print(f"  scale n={n} {kind}: build {row['build_s']} s", flush=True)
+            runs += [(n, "flat", 2000), (n, "ivf", 2000)]
+            if n <= hnsw_max:
+                runs.append((n, "hnsw", 2000))
+        if hard_clusters:
+            # Ten times more, smaller topics: neighbours spread over more IVF lists.
+            runs.append((max(sizes), "ivf", hard_clusters))
+        rows = []
+        for n, kind, clusters in runs:
+            sweep = {"ivf": "4,8,16,32,64,128", "hnsw": "32,64,128,256"}.get(kind, "")
+            load = loadavg()
+            r = run_child(
+                [PYTHON, "-m", "benchmarks.scale", "ann", "--n", str(n), "--kind", kind,
+                 "--clusters", str(clusters), "--sweep", sweep, "--onnx", onnx_dir],
+                timeout=3 * 3600,
+            )  # fmt: skip
+            if r["returncode"] != 0:
+                rows.append({"n": n, "kind": kind, "clusters": clusters,
+                             "error": r["stderr"][-1500:]})  # fmt: skip
+                continue
+            row = json.loads(r["stdout"].strip().splitlines()[-1])
+            row["child_peak_rss_mib"] = r["peak_rss_mib"]
+            row["load_before"] = load
+            row["load_after"] = loadavg()
+            rows.append(row)
+            print(f"  scale n={n} {kind} clusters={clusters}: build {row['build_s']} s", flush=True)
         return {"rows": rows}
 
     def bm25(self, sizes: list[int]) -> dict[str, Any]:
@@ -409,6 +416,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--bm25-sizes", default="100000,1000000")
     parser.add_argument("--hnsw-max", type=int, default=100_000, help="largest n built as HNSW")
+    parser.add_argument(
+        "--hard-clusters",
+        type=int,
+        default=20_000,
+        help="also run IVF at the largest size with this many clusters (0: no)",
+    )
     parser.add_argument("--memory-chunks", type=int, default=100_000)
     parser.add_argument("--results", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
@@ -429,7 +442,9 @@ def main() -> None:
         "throughput": bench.throughput,
         "cold": bench.cold,
         "build": bench.build,
-        "scale": lambda: bench.scale([int(x) for x in args.sizes.split(",")], args.hnsw_max),
+        "scale": lambda: bench.scale(
+            [int(x) for x in args.sizes.split(",")], args.hnsw_max, args.hard_clusters
+        ),
         "bm25": lambda: bench.bm25([int(x) for x in args.bm25_sizes.split(",")]),
         "memory": lambda: bench.memory(args.memory_chunks),
     }
