@@ -165,6 +165,27 @@ def _train_ivf(vectors: np.ndarray) -> tuple[Any, dict[str, Any]]:
     return index, params
 
 
+def filtered_search_params(index: Any, ids: np.ndarray, k: int = 0) -> Any:
+    """FAISS search parameters that keep only ``ids``, of the type ``index`` requires.
+
+    IVF indexes reject the generic SearchParameters, and a filtered IVF search must probe every
+    list (the wanted rows may sit in any; only members are scored, so this stays cheap). HNSW
+    takes the generic type but then searches with efSearch 16, too few once most nodes are
+    filtered out.
+    """
+    import faiss
+
+    selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=int(inner.nlist))
+    if isinstance(inner, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW(sel=selector)
+        params.efSearch = max(int(inner.hnsw.efSearch), 2 * k)
+        return params
+    return faiss.SearchParameters(sel=selector)
+
+
 def build_bm25(texts: Sequence[str]) -> Any:
     """A bm25s index over ``texts`` with English stopwords and stemming."""
     import Stemmer

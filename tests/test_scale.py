@@ -77,6 +77,22 @@ def test_auto_switches_to_approximate_search_above_the_threshold(monkeypatch):
     assert chosen != "IndexFlatIP"
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_filtered_search_keeps_only_the_wanted_rows_for_every_index_type(kind: str):
+    from rag.index import filtered_search_params
+
+    vectors = synthetic.clustered_vectors(4_000, 32, clusters=40)
+    index, _ = make_faiss_index(vectors, kind)
+    wanted = np.arange(100, 4_000, 37)  # spread over every list and graph region
+    query = vectors[wanted[5]] + 0.01
+    scores, ids = index.search(
+        query.reshape(1, -1), 5, params=filtered_search_params(index, wanted, k=5)
+    )
+    assert set(ids[0]) <= set(wanted)
+    best = wanted[np.argsort(-(vectors[wanted] @ query))[:5]]
+    assert ids[0][0] == best[0] and len(set(ids[0]) & set(best)) >= 4
+
+
 def _mapped_kib(path: Path) -> int:
     """Resident KiB of this process's memory mappings of ``path``."""
     total, inside = 0, False
