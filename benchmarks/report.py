@@ -251,7 +251,11 @@ def render(r: dict[str, Any]) -> str:
             "",
         ]
         rows = []
-        for key, label in (("mmap", "memory-mapped"), ("no_mmap", "read into memory")):
+        for key, label in (
+            ("mmap", "memory-mapped"),
+            ("no_mmap", "read into memory"),
+            ("rag_serve", "`rag serve --workers 2` as shipped"),
+        ):
             for w in mem.get(key, []):
                 rows.append([label, w["pid"], w["Rss"], w["Pss"], w["Shared_Clean"],
                              w["Private_Dirty"], w["Anonymous"]])  # fmt: skip

@@ -97,15 +97,28 @@ class Bench:
 
     @contextmanager
     def server(
-        self, backend: str, *, index: Path | None = None, workers: int = 1, mmap: bool = True
+        self,
+        backend: str,
+        *,
+        index: Path | None = None,
+        workers: int = 1,
+        mmap: bool = True,
+        shipped: bool = False,
     ) -> Iterator[tuple[int, subprocess.Popen]]:
-        """A real uvicorn serving the API on 127.0.0.1, stopped (by its own pid) on exit."""
+        """A real uvicorn serving the API on 127.0.0.1, stopped (by its own pid) on exit.
+
+        ``shipped`` runs `rag serve` itself (Retriever.from_settings, RAG_QUERY_BACKEND).
+        """
         port = free_port()
-        cmd = [PYTHON, "-m", "benchmarks.serve", "--index", str(index or self.ensure_index()),
+        index = index or self.ensure_index()
+        cmd = [PYTHON, "-m", "benchmarks.serve", "--index", str(index),
                "--port", str(port), "--backend", backend, "--workers", str(workers)]  # fmt: skip
         if not mmap:
             cmd.append("--no-mmap")
-        env = {**os.environ, "RAG_DATA_DIR": str(self.work / "data")}
+        if shipped:
+            cmd = [RAG, "serve", "--port", str(port), "--workers", str(workers)]
+        env = {**os.environ, "RAG_DATA_DIR": str(self.work / "data"), "RAG_INDEX_DIR": str(index),
+               "RAG_QUERY_BACKEND": backend}  # fmt: skip
         log = open(self.work / f"server-{port}.log", "w")
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -316,13 +329,20 @@ class Bench:
         index = self.synthetic_index(chunks)
         out: dict[str, Any] = {"chunks": chunks, "load_before": loadavg()}
         out["vectors_faiss_mib"] = round((index / "vectors.faiss").stat().st_size / 2**20, 1)
-        for mmap in (True, False):
-            with self.server("onnx", index=index, workers=2, mmap=mmap) as (port, proc):
+        for key, mmap, shipped in (
+            ("mmap", True, False),
+            ("no_mmap", False, False),
+            ("rag_serve", True, True),
+        ):
+            with self.server("auto", index=index, workers=2, mmap=mmap, shipped=shipped) as (
+                port,
+                proc,
+            ):
                 # Enough requests that both workers have searched (touching every vector).
                 run_load(port, self.bodies(), concurrency=8, max_requests=200, max_seconds=60)
                 workers = [pid for pid in children(proc.pid) if _is_worker(pid)]
                 mem = [smaps_rollup(pid) for pid in workers]
-            out["mmap" if mmap else "no_mmap"] = [
+            out[key] = [
                 {"pid": pid, **{k: round(m.get(k, 0) / 1024, 1) for k in
                  ("Rss", "Pss", "Shared_Clean", "Private_Clean", "Private_Dirty", "Anonymous")}}
                 for pid, m in zip(workers, mem, strict=True)
@@ -340,23 +360,24 @@ class Bench:
         from rag.onnx_embedder import copy_export
 
         target = self.work / f"serve-index-{chunks}"
-        if (target / "manifest.json").exists():
-            return target
         real = Manifest.read(self.ensure_index())
-        docs = max(1, chunks // 9)  # about 9 chunks per synthetic guide
-        corpus = synthetic.write_corpus(self.work / f"synthetic-corpus-{docs}", docs)
+        if not (target / "manifest.json").exists():
+            docs = max(1, chunks // 9)  # about 9 chunks per synthetic guide
+            corpus = synthetic.write_corpus(self.work / f"synthetic-corpus-{docs}", docs)
 
-        class Placeholder:
-            model_id = real.model
-            dim = real.dim
-            offset = 0
+            class Placeholder:
+                model_id = real.model
+                dim = real.dim
+                offset = 0
 
-            def embed(self, texts: Any, *, progress: bool = False) -> Any:
-                v = synthetic.clustered_vectors(len(texts), self.dim, seed=self.offset)
-                self.offset += 1
-                return v
+                def embed(self, texts: Any, *, progress: bool = False) -> Any:
+                    v = synthetic.clustered_vectors(len(texts), self.dim, seed=self.offset)
+                    self.offset += 1
+                    return v
 
-        build_index(corpus, target, Placeholder(), sentence_index=False, onnx=False)
+            build_index(corpus, target, Placeholder(), sentence_index=False, onnx=False)
+        # Always the current export (hard links), so a changed export format is what is measured.
+        shutil.rmtree(target / "onnx", ignore_errors=True)
         copy_export(self.ensure_index() / "onnx", target / "onnx")
         manifest = Manifest.read(target)
         manifest.extra["onnx"] = real.extra["onnx"]
