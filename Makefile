@@ -43,9 +43,9 @@ run: index ## build the index if needed, then serve on HOST:PORT (default 127.0.
 
 serve: run
 
-test: $(STAMP) ## lint, then the whole test suite
+test: $(STAMP) ## lint, then the whole test suite and the notebooks
 	$(BIN)/ruff check rag tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests notebooks --nbmake
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check rag tests
@@ -55,8 +55,8 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format rag tests
 	$(BIN)/ruff check --fix rag tests
 
-eval: index ## score dense, BM25 and hybrid retrieval on the dev questions
-	$(BIN)/rag eval $(DEV_QUESTIONS)
+eval: index ## score every retriever on the dev, own and multi-turn sets; chart in docs/eval.png
+	$(BIN)/rag eval $(DEV_QUESTIONS) tests/data/questions.jsonl tests/data/conversations.jsonl --plot docs/eval.png
 
 clean: ## remove the virtualenv, the index and caches
 	rm -rf $(VENV) index .index.tmp-* .index.old-* .pytest_cache .ruff_cache *.egg-info
