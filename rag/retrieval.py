@@ -15,7 +15,7 @@ from rag.chunking import Chunk
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.errors import BadQuery
-from rag.index import BM25_PARAMS, Index
+from rag.index import BM25_PARAMS, Index, filtered_search_params, import_bm25s
 
 if TYPE_CHECKING:
     from rag.answer import Answer
@@ -210,16 +210,9 @@ class Retriever:
     def _dense(
         self, vector: np.ndarray, n: int, rows: np.ndarray | None
     ) -> list[tuple[int, float]]:
-        import faiss
-
         params = None
         if rows is not None:
-            selector = faiss.IDSelectorBatch(rows)
-            if "HNSW" in self.index.manifest.faiss.get("type", ""):
-                params = faiss.SearchParametersHNSW(sel=selector)
-                params.efSearch = int(self.index.manifest.faiss.get("efSearch", 128))
-            else:
-                params = faiss.SearchParameters(sel=selector)
+            params = filtered_search_params(self.index.faiss, rows, n)
             n = min(n, int(rows.size))
         scores, ids = self.index.faiss.search(
             vector.reshape(1, -1).astype(np.float32), n, params=params
@@ -230,15 +223,16 @@ class Retriever:
         self, vector: np.ndarray, n: int, rows: np.ndarray | None
     ) -> list[tuple[int, float]]:
         """Passages ranked by their best-matching sentence (max over sentence vectors)."""
-        import faiss
-
         index = self.index.sentences
         owners = self.index.sentence_rows
         params = None
         n_sent = min(int(index.ntotal), n * 6)
         if rows is not None:
-            ids = np.flatnonzero(np.isin(owners, rows)).astype(np.int64)
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
+            # Sentence ids are stored chunk by chunk, so each wanted chunk is one sorted run.
+            lo = np.searchsorted(owners, rows, side="left")
+            hi = np.searchsorted(owners, rows, side="right")
+            ids = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
+            params = filtered_search_params(index, ids, n_sent)
             n_sent = min(n_sent, int(ids.size))
         scores, ids = index.search(vector.reshape(1, -1).astype(np.float32), n_sent, params=params)
         best: dict[int, float] = {}
@@ -251,7 +245,7 @@ class Retriever:
         return list(best.items())[:n]
 
     def _bm25(self, query: str, n: int, rows: np.ndarray | None) -> list[tuple[int, float]]:
-        import bm25s
+        bm25s = import_bm25s()
 
         if self._stemmer is None:
             import Stemmer
