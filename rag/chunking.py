@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
-from rag.documents import BULLET_RE, Document, Section
+from rag.documents import BULLET_RE, Document, Section, unique_id
 
 HARD_MAX_CHARS = 1500
 
@@ -157,12 +157,7 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
         for start, end in _split_section(doc.text, section, settings):
             text = doc.text[start:end]
             digest = hashlib.sha1(f"{'/'.join(section.path)}\n{text}".encode()).hexdigest()[:10]
-            cid = f"{doc.id}:{digest}"
-            n = 2
-            while cid in seen:
-                cid = f"{doc.id}:{digest}-{n}"
-                n += 1
-            seen.add(cid)
+            cid = unique_id(f"{doc.id}:{digest}", seen)
             out.append(
                 Chunk(cid, doc.id, doc.title, list(section.path), doc.source, start, end, text)
             )

@@ -158,9 +158,15 @@ def load_corpus(corpus_dir: Path) -> tuple[list[Document], list[SourceFile]]:
 
 
 def _unique_id(base: str, source: str, seen: set[str]) -> str:
+    # Two guides with one title: the second is named after its file before being numbered.
+    return unique_id(base, seen, f"{slugify(Path(source).stem)}-{base}")
+
+
+def unique_id(base: str, seen: set[str], alternative: str | None = None) -> str:
+    """``base`` (or ``alternative``, then ``base-2``, ``base-3``...) not yet in ``seen``; adds it."""
     candidate = base
-    if candidate in seen:
-        candidate = f"{slugify(Path(source).stem)}-{base}"
+    if candidate in seen and alternative is not None:
+        candidate = alternative
     n = 2
     while candidate in seen:
         candidate = f"{base}-{n}"
