@@ -17,7 +17,11 @@ from typing import Any
 from benchmarks.common import summary_ms
 
 
-def _request(host: str, port: int, path: str, body: dict[str, Any]) -> bytes:
+def _request(host: str, port: int, path: str, body: dict[str, Any] | None) -> bytes:
+    if body is None:
+        return (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: keep-alive\r\n\r\n".encode()
+        )
     payload = json.dumps(body).encode()
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
@@ -56,7 +60,7 @@ async def _run(
     host: str,
     port: int,
     path: str,
-    bodies: Sequence[dict[str, Any]],
+    bodies: Sequence[dict[str, Any] | None],
     concurrency: int,
     max_requests: int,
     max_seconds: float,
@@ -98,7 +102,7 @@ async def _run(
 
 def run_load(
     port: int,
-    bodies: Sequence[dict[str, Any]],
+    bodies: Sequence[dict[str, Any] | None],
     *,
     concurrency: int,
     max_requests: int,
@@ -106,7 +110,10 @@ def run_load(
     path: str = "/search",
     host: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """Closed-loop load at ``concurrency``; stops after max_requests or max_seconds."""
+    """Closed-loop load at ``concurrency``; stops after max_requests or max_seconds.
+
+    A body of None sends a GET (for the /health baseline).
+    """
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("load tests only target this machine")
     return asyncio.run(_run(host, port, path, bodies, concurrency, max_requests, max_seconds))
