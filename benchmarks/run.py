@@ -506,8 +506,10 @@ def main() -> None:
         results[part]["seconds"] = round(time.perf_counter() - t0, 1)
         results[part]["quick"] = args.quick
         args.results.write_text(json.dumps(results, indent=1, default=float) + "\n")
-    (HERE / "RESULTS.md").write_text(render(results))
-    print(f"wrote {HERE / 'RESULTS.md'}")
+    # Beside the JSON, so a --quick run into /tmp leaves the committed RESULTS.md alone.
+    markdown = args.results.with_name("RESULTS.md")
+    markdown.write_text(render(results))
+    print(f"wrote {markdown}")
 
 
 if __name__ == "__main__":
