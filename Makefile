@@ -18,7 +18,7 @@ DEV_QUESTIONS ?= $(firstword $(wildcard ../shared/eval/dev_questions.jsonl) test
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help venv .venv index run serve test lint format eval clean
+.PHONY: help venv .venv index run serve test lint format eval bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z. ]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{sub(/ .*/, "", $$1); printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,19 +44,22 @@ run: index ## build the index if needed, then serve on HOST:PORT (default 127.0.
 serve: run
 
 test: $(STAMP) ## lint, then the whole test suite and the notebooks
-	$(BIN)/ruff check rag tests
+	$(BIN)/ruff check rag tests benchmarks
 	$(BIN)/python -m pytest -q tests notebooks --nbmake
 
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check rag tests
-	$(BIN)/ruff format --check rag tests
+	$(BIN)/ruff check rag tests benchmarks
+	$(BIN)/ruff format --check rag tests benchmarks
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
-	$(BIN)/ruff format rag tests
-	$(BIN)/ruff check --fix rag tests
+	$(BIN)/ruff format rag tests benchmarks
+	$(BIN)/ruff check --fix rag tests benchmarks
 
 eval: index ## score every retriever on the dev, own and multi-turn sets; chart in docs/eval.png
 	$(BIN)/rag eval $(DEV_QUESTIONS) tests/data/questions.jsonl tests/data/conversations.jsonl --plot docs/eval.png
+
+bench: $(STAMP) ## benchmarks, 45-60 min on 2 cores: writes benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.run
 
 clean: ## remove the virtualenv, the index and caches
 	rm -rf $(VENV) index .index.tmp-* .index.old-* .pytest_cache .ruff_cache *.egg-info

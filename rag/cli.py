@@ -467,6 +467,7 @@ def _retriever(settings: Settings) -> Retriever:
 
 def _why_rebuild(settings: Settings, chunker: ChunkerSettings) -> str | None:
     """Why the index must be (re)built, or None when it is fresh for these settings."""
+    from rag.config import DEFAULT_MODEL
     from rag.documents import PARSER_VERSION
     from rag.index import load_index
 
@@ -485,6 +486,13 @@ def _why_rebuild(settings: Settings, chunker: ChunkerSettings) -> str | None:
         stale = index.stale_sources(settings.corpus_dir)
         if stale:
             return f"{len(stale)} corpus file(s) changed: {', '.join(stale[:5])}"
+        # Indexes from before the ONNX export would keep querying through torch (slow start).
+        if (
+            manifest.model == DEFAULT_MODEL
+            and "onnx" not in manifest.extra
+            and settings.query_backend != "torch"
+        ):
+            return "the index has no ONNX export of its model for fast queries"
     finally:
         index.close()
     return None

@@ -605,3 +605,26 @@ def test_cli_modes_match_the_library() -> None:
 def test_eval_plot_must_be_png(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "eval", str(DEV_QUESTIONS), "--plot", "chart.svg")
     assert code == 2 and "png" in err
+
+
+@pytest.mark.slow
+def test_index_if_stale_adds_the_onnx_export_to_an_older_index(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    small_corpus: Path,
+    real_embedder,
+) -> None:
+    from rag.index import build_index
+
+    index = tmp_path / "index"
+    build_index(small_corpus, index, real_embedder, onnx=False)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index))
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(small_corpus))
+    code, _, err = run(capsys, "index", "--if-stale")
+    assert code == 0, err
+    assert "onnx" in Manifest.read(index).extra
+    monkeypatch.setenv("RAG_QUERY_BACKEND", "torch")
+    build_index(small_corpus, index, real_embedder, onnx=False)
+    code, out, _ = run(capsys, "index", "--if-stale")
+    assert code == 0 and "up to date" in out
