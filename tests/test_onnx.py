@@ -127,12 +127,6 @@ def test_a_query_process_never_imports_torch(real_index_dir: Path):
 
 
 def test_retriever_from_settings_never_imports_torch(real_index_dir: Path):
-    import inspect
-
-    from rag.retrieval import Retriever
-
-    if "load_query_embedder" not in inspect.getsource(Retriever.from_settings):
-        pytest.skip("Retriever.from_settings does not use load_query_embedder yet")
     code = (
         "from rag.retrieval import Retriever\n"
         "result = Retriever.from_settings().search('data engineer salary')\n" + _REPORT

@@ -104,7 +104,6 @@ def _mapped_kib(path: Path) -> int:
     return total
 
 
-@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
 def test_loaded_vectors_are_memory_mapped_not_copied(small_corpus: Path, tmp_path: Path):
     class Wide:
         """Enough vectors that a copy and a mapping cannot be confused (about 1.5 MB)."""
