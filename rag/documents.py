@@ -93,16 +93,6 @@ def iter_corpus_files(corpus_dir: Path) -> Iterator[Path]:
             yield path
 
 
-def read_source(path: Path) -> str | None:
-    """Read a corpus file as UTF-8 text, or return None (with a warning) if it is unusable."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        log.warning("skipping %s: cannot read it (%s)", path, exc.strerror or exc)
-        return None
-    return decode_source(raw, path)
-
-
 def decode_source(raw: bytes, path: Path) -> str | None:
     """The text of a corpus file's bytes, or None (with a warning naming it) if unusable."""
     if b"\x00" in raw[:8192]:

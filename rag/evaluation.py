@@ -60,12 +60,11 @@ def load_questions(path: Path) -> list[Question]:
 
 def first_relevant_rank(texts: Sequence[str], evidence: Iterable[str]) -> int | None:
     """1-based rank of the first text containing any evidence string, or None."""
-    needles = [normalise(e) for e in evidence]
-    for rank, text in enumerate(texts, start=1):
-        hay = normalise(text)
-        if any(n and n in hay for n in needles):
-            return rank
-    return None
+    return _first_hit(relevance(texts, evidence))
+
+
+def _first_hit(rel: Sequence[int]) -> int | None:
+    return next((i + 1 for i, r in enumerate(rel) if r), None)
 
 
 def relevance(texts: Sequence[str], evidence: Iterable[str]) -> list[int]:
@@ -111,7 +110,7 @@ def evaluate(
         texts = retrieve(q)[:k]
         lengths.extend(len(t) for t in texts)
         rel = relevance(texts, q.evidence)
-        rank = next((i + 1 for i, r in enumerate(rel) if r), None)
+        rank = _first_hit(rel)
         ranks[q.id] = rank
         if rank is not None:
             h1 += rank <= 1
