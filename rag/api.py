@@ -35,12 +35,14 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -66,12 +68,16 @@ from rag.errors import (
     IndexStale,
     RagError,
 )
+from rag.index import Index, corpus_fingerprint
 from rag.querylog import QueryLog, QueryNotFound, QueryRecord
 from rag.retrieval import Hit, Retriever, SearchResult
 
 log = logging.getLogger(__name__)
 
 MAX_K = Settings.model_fields["max_k"].default
+# A file changed this close to a staleness check may change again with the same size and
+# mtime (timestamps are 1-10 ms coarse on Linux, 2 s on FAT), so such a check is not reused.
+RACY_STAT_NS = 2_000_000_000
 
 # --------------------------------------------------------------------------- models
 
@@ -320,6 +326,12 @@ class Services:
     search_slots: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(os.cpu_count() or 1)
     )
+    # (index, corpus fingerprint, stale sources) of the last trustworthy check; swapped whole.
+    _stale: tuple[Index, tuple[tuple[str, int, int], ...], tuple[str, ...]] | None = field(
+        default=None, init=False, repr=False
+    )
+    # One hashing at a time: concurrent probes wait for it and reuse its result.
+    _stale_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -337,12 +349,32 @@ class Services:
             for d in docs
         ]  # fmt: skip
         self.titles = tuple(d.title for d in docs)
+        self._stale = None  # belongs to the previous index (and would keep it alive)
         self.batcher = MicroBatcher(
             retriever.encode,
             max_wait_ms=self.settings.batch_wait_ms,
             max_batch=self.settings.batch_max,
         )
         self.retriever = retriever
+
+    def stale_sources(self) -> list[str]:
+        """The loaded index's stale sources; re-hashes the corpus only when file stats change."""
+        assert self.retriever is not None
+        index = self.retriever.index
+        corpus = Path(self.settings.corpus_dir)
+        try:
+            fingerprint = corpus_fingerprint(corpus)
+        except OSError:  # a file vanished while listing: nothing stable to cache under
+            return index.stale_sources(corpus)
+        with self._stale_lock:
+            cached = self._stale
+            if cached is not None and cached[0] is index and cached[1] == fingerprint:
+                return list(cached[2])
+            checked_at = time.time_ns()
+            stale = index.stale_sources(corpus)
+            if all(mtime < checked_at - RACY_STAT_NS for _, _, mtime in fingerprint):
+                self._stale = (index, fingerprint, tuple(stale))
+            return stale
 
     async def search(self, query: str, k: int, doc_id: str | None = None) -> SearchResult:
         """Encode through the batcher, then search in a worker thread."""
@@ -553,7 +585,8 @@ def ready(svc: Svc) -> Any:
         body = ReadyResponse(status=status, detail=svc.error or "the index is still loading")
         return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})
     index = svc.retriever.index
-    stale = index.stale_sources(svc.settings.corpus_dir)
+    # Probes come every few seconds: hashing a large corpus each time would be most of the work.
+    stale = svc.stale_sources()
     return ReadyResponse(
         status="ready",
         model=index.manifest.model,

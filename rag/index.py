@@ -112,6 +112,16 @@ def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
     }
 
 
+def corpus_fingerprint(corpus_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """(relative path, size, mtime_ns) of every file ``corpus_hashes`` reads, in path order."""
+    corpus_dir = Path(corpus_dir)
+    out = []
+    for p in iter_corpus_files(corpus_dir):
+        st = p.stat()
+        out.append((p.relative_to(corpus_dir).as_posix(), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 def make_faiss_index(vectors: np.ndarray, kind: str = "auto") -> tuple[Any, dict[str, Any]]:
     """A FAISS index for unit vectors, chosen by size; returns it with its parameters."""
     import faiss

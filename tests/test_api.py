@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -122,6 +123,105 @@ def test_ready_flags_a_stale_corpus(client: TestClient, small_corpus: Path) -> N
     body = client.get("/ready").json()
     assert body["stale"] is True
     assert body["stale_sources"] == ["recruiter.txt"]
+
+
+@pytest.fixture
+def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Records every corpus hashing (rag.index.corpus_hashes) and lets it run."""
+    import rag.index
+
+    calls: list[Path] = []
+    real = rag.index.corpus_hashes
+
+    def spy(corpus_dir: Path) -> dict[str, str]:
+        calls.append(corpus_dir)
+        return real(corpus_dir)
+
+    monkeypatch.setattr(rag.index, "corpus_hashes", spy)
+    return calls
+
+
+def age_corpus(corpus: Path, seconds: int = 60) -> None:
+    """Give every corpus file an mtime old enough for /ready to trust its stat."""
+    when = time.time_ns() - seconds * 1_000_000_000
+    for path in corpus.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(when, when))
+
+
+def test_ready_does_not_rehash_an_unchanged_corpus(
+    client: TestClient, small_corpus: Path, hash_calls: list[Path]
+) -> None:
+    age_corpus(small_corpus)
+    for _ in range(5):
+        body = client.get("/ready").json()
+        assert body["stale"] is False and body["stale_sources"] == []
+    assert len(hash_calls) == 1
+
+
+def test_ready_flags_a_changed_file_after_a_cached_check(
+    client: TestClient, small_corpus: Path, hash_calls: list[Path]
+) -> None:
+    age_corpus(small_corpus)
+    assert client.get("/ready").json()["stale"] is False
+    (small_corpus / "sub" / "analyst.html").write_text("<h1>Data Analyst</h1><p>Changed.</p>")
+    body = client.get("/ready").json()
+    assert body["stale"] is True
+    assert body["stale_sources"] == ["sub/analyst.html"]
+    assert len(hash_calls) == 2
+
+
+def test_ready_flags_added_and_removed_files_after_a_cached_check(
+    client: TestClient, small_corpus: Path
+) -> None:
+    age_corpus(small_corpus)
+    assert client.get("/ready").json()["stale"] is False
+    (small_corpus / "new.md").write_text("# New\n\nA new guide.\n")
+    (small_corpus / "recruiter.txt").unlink()
+    assert client.get("/ready").json()["stale_sources"] == ["new.md", "recruiter.txt"]
+    (small_corpus / "new.md").unlink()
+    assert client.get("/ready").json()["stale_sources"] == ["recruiter.txt"]
+
+
+def test_ready_lets_the_hash_decide_for_a_touched_but_identical_file(
+    client: TestClient, small_corpus: Path, hash_calls: list[Path]
+) -> None:
+    age_corpus(small_corpus, seconds=60)
+    assert client.get("/ready").json()["stale"] is False
+    age_corpus(small_corpus, seconds=30)  # like `touch`, but still past the racy window
+    body = client.get("/ready").json()
+    assert body["stale"] is False and body["stale_sources"] == []
+    assert len(hash_calls) == 2  # the stat changed, so it hashed again
+    assert client.get("/ready").json()["stale"] is False
+    assert len(hash_calls) == 2
+
+
+def test_ready_rehashes_a_file_written_too_recently_to_trust_its_stat(
+    client: TestClient, small_corpus: Path
+) -> None:
+    # Same size and the same mtime as when /ready last looked: only the hash can tell.
+    path = small_corpus / "recruiter.txt"
+    before = path.stat()
+    assert client.get("/ready").json()["stale"] is False
+    text = path.read_text()
+    path.write_text(text.replace("hires", "HIRES"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    assert client.get("/ready").json()["stale_sources"] == ["recruiter.txt"]
+
+
+def test_ready_forgets_the_cached_check_when_another_index_is_attached(
+    app: FastAPI, client: TestClient, small_corpus: Path, tmp_path: Path, fake_embedder
+) -> None:
+    (small_corpus / "recruiter.txt").write_text("Technical Recruiter\n\nChanged.\n")
+    age_corpus(small_corpus)
+    assert client.get("/ready").json()["stale_sources"] == ["recruiter.txt"]
+    build_index(small_corpus, tmp_path / "rebuilt", fake_embedder)
+    rebuilt = Retriever(load_index(tmp_path / "rebuilt"), fake_embedder)
+    app.state.services.attach(rebuilt)
+    body = client.get("/ready").json()
+    assert body["built_at"] == rebuilt.index.manifest.built_at
+    assert body["stale"] is False and body["stale_sources"] == []
 
 
 def test_ready_is_503_until_the_index_loads(

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from rag.errors import IndexIncompatible, IndexNotFound
-from rag.index import FORMAT_VERSION, Manifest, build_index, load_index
+from rag.index import (
+    FORMAT_VERSION,
+    Manifest,
+    build_index,
+    corpus_fingerprint,
+    corpus_hashes,
+    load_index,
+)
 from tests.conftest import FakeEmbedder
 
 
@@ -66,6 +73,15 @@ def test_changed_corpus_is_reported_stale(built: Path, small_corpus: Path):
     (small_corpus / "new.md").write_text("# New\n\nA new guide.\n")
     (small_corpus / "data-engineer.md").unlink()
     assert index.stale_sources(small_corpus) == ["data-engineer.md", "new.md", "recruiter.txt"]
+
+
+def test_corpus_fingerprint_covers_the_hashed_files_by_size_and_mtime(small_corpus: Path):
+    (small_corpus / ".draft.md").write_text("# Hidden\n")
+    (small_corpus / "logo.png").write_bytes(b"\x89PNG")
+    fingerprint = corpus_fingerprint(small_corpus)
+    assert [path for path, _, _ in fingerprint] == list(corpus_hashes(small_corpus))
+    recruiter = (small_corpus / "recruiter.txt").stat()
+    assert ("recruiter.txt", recruiter.st_size, recruiter.st_mtime_ns) in fingerprint
 
 
 def test_rebuild_replaces_the_index_atomically(built: Path, small_corpus: Path, fake_embedder):
