@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -31,6 +32,8 @@ EXIT_USAGE = 2
 # Kept in step with rag.retrieval.MODES (a test checks) without importing it at start-up.
 MODES = ("hybrid", "dense", "sentence", "bm25")
 MODES_FOR_EVAL = ("dense", "sentence", "bm25", "hybrid")
+# Kept in step with rag.querylog.LOW_SCORE (a test checks), so `rag --help` need not import it.
+LOW_SCORE = 0.02
 
 
 class UsageError(Exception):
@@ -143,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("log", parents=[json_opt], help="summarise the query log")
     p.add_argument("--data", metavar="DIR", help="data directory (RAG_DATA_DIR)")
+    p.add_argument(
+        "--low-score",
+        type=_non_negative_float,
+        default=LOW_SCORE,
+        metavar="X",
+        help=f"count queries whose top score is below X as low-score (default {LOW_SCORE})",
+    )
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser(
@@ -362,7 +372,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
     settings = get_settings(data_dir=args.data)
     summary = _optional_import("rag.querylog", "summary", "the query log")
-    data = summary(settings.data_dir)
+    data = summary(settings.data_dir, low_score=args.low_score)
     if args.json:
         _print_json(data)
     else:
@@ -507,6 +517,18 @@ def _index_json(settings: Settings, manifest: Any, *, built: bool) -> dict[str, 
         "built_at": manifest.built_at,
         "build_seconds": manifest.build_seconds,
     }
+
+
+def _non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    # float() also accepts "nan" and "inf", which no score threshold can sensibly be.
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 def _optional_import(module: str, name: str, what: str) -> Callable[..., Any]:

@@ -474,7 +474,7 @@ def test_log_prints_querylog_summary(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     querylog = types.ModuleType("rag.querylog")
-    querylog.summary = lambda data_dir: {"queries": 3, "data_dir": str(data_dir)}  # type: ignore[attr-defined]
+    querylog.summary = lambda data_dir, low_score: {"queries": 3, "data_dir": str(data_dir)}  # type: ignore[attr-defined]
     querylog.format_summary = lambda d: f"{d['queries']} queries logged"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "rag.querylog", querylog)
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "env-data"))
@@ -485,6 +485,55 @@ def test_log_prints_querylog_summary(
     code, out, _ = run(capsys, "log", "--data", str(tmp_path / "flag-data"))
     assert code == 0
     assert out.strip() == "3 queries logged"
+
+
+def test_log_low_score_sets_the_threshold(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from rag.querylog import QueryLog, QueryRecord
+
+    qlog = QueryLog(tmp_path)
+    for i, top in enumerate((0.01, 0.03, 0.05)):
+        qlog.record(
+            QueryRecord(
+                query_id=f"q{i}",
+                endpoint="search",
+                query=f"query {i}",
+                chunk_ids=["c"],
+                scores=[top],
+                latency_ms=1.0,
+            )
+        )
+    qlog.close()
+
+    code, out, err = run(capsys, "log", "--data", str(tmp_path), "--json")
+    assert code == 0, err
+    assert json.loads(out)["low_score"]["threshold"] == 0.02
+    assert json.loads(out)["low_score"]["count"] == 1
+    code, out, err = run(capsys, "log", "--data", str(tmp_path), "--json", "--low-score", "0.04")
+    assert code == 0, err
+    low = json.loads(out)["low_score"]
+    assert (low["threshold"], low["count"]) == (0.04, 2)
+    assert [x["query"] for x in low["examples"]] == ["query 0", "query 1"]
+    code, out, err = run(capsys, "log", "--data", str(tmp_path), "--low-score", "0")
+    assert code == 0, err
+    assert "low-score queries (top score < 0.0): 0" in out
+
+
+@pytest.mark.parametrize("value", ["-0.5", "abc", "nan", "inf", ""])
+def test_log_low_score_must_be_a_number_at_least_zero(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, value: str
+) -> None:
+    code, out, err = run(capsys, "log", "--data", str(tmp_path), f"--low-score={value}")
+    assert code == 2 and out == ""
+    assert_one_line_error(err)
+    assert "--low-score" in err and "number >= 0" in err
+
+
+def test_cli_low_score_default_matches_the_library() -> None:
+    from rag import cli, querylog
+
+    assert cli.LOW_SCORE == querylog.LOW_SCORE
 
 
 # --------------------------------------------------------------------------- real model
