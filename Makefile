@@ -18,7 +18,7 @@ DEV_QUESTIONS ?= $(firstword $(wildcard ../shared/eval/dev_questions.jsonl) test
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help venv .venv index run serve test lint format eval bench clean
+.PHONY: help venv .venv index run serve test lint format eval ablations bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z. ]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{sub(/ .*/, "", $$1); printf "  make %-8s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 eval: index ## score every retriever on the dev, own and multi-turn sets; chart in docs/eval.png
 	$(BIN)/rag eval $(DEV_QUESTIONS) tests/data/questions.jsonl tests/data/conversations.jsonl --plot docs/eval.png
+
+ablations: index ## score every ranking idea we tried on all three sets: writes benchmarks/ABLATIONS.md
+	$(BIN)/python -m benchmarks.ablations
 
 bench: $(STAMP) ## benchmarks, 45-60 min on 2 cores: writes benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks.run
