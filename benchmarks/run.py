@@ -195,7 +195,10 @@ class Bench:
 
         from rag.retrieval import Retriever
 
-        uses_onnx = "load_query_embedder" in inspect.getsource(Retriever.from_settings)
+        source = inspect.getsource(Retriever.from_settings) + inspect.getsource(
+            Retriever.from_index
+        )
+        uses_onnx = "load_query_embedder" in source
         out["from_settings_uses_onnx"] = uses_onnx
         query = ["search", "data engineer salary", "--json"]
         cases = {
@@ -276,6 +279,8 @@ class Bench:
                 "rag_index_chunks_per_s": round(len(chunks) / r["wall_s"], 1),
                 "build_seconds_in_manifest": manifest["build_seconds"],
                 "onnx_export_s": manifest.get("extra", {}).get("onnx", {}).get("seconds"),
+                "adapt_s": manifest.get("extra", {}).get("adapted", {}).get("seconds"),
+                "adapt_pairs": manifest.get("extra", {}).get("adapted", {}).get("pairs"),
                 "peak_rss_mib": r["peak_rss_mib"],
                 "load_before": load,
                 "load_after": loadavg(),

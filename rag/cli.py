@@ -206,8 +206,15 @@ def cmd_index(args: argparse.Namespace) -> int:
         soft_wrap=True,
     )
     embedder = load_embedder(settings.model, settings.batch_size)
+    if settings.adapt:
+        err.print("Adapting the model to the corpus first (RAG_ADAPT=false skips this)")
     manifest = build_index(
-        settings.corpus_dir, settings.index_dir, embedder, chunker, progress=not args.json
+        settings.corpus_dir,
+        settings.index_dir,
+        embedder,
+        chunker,
+        progress=not args.json,
+        adapt=None if settings.adapt else False,
     )
     if args.json:
         _print_json(_index_json(settings, manifest, built=True))
@@ -496,6 +503,9 @@ def _why_rebuild(settings: Settings, chunker: ChunkerSettings) -> str | None:
         stale = index.stale_sources(settings.corpus_dir)
         if stale:
             return f"{len(stale)} corpus file(s) changed: {', '.join(stale[:5])}"
+        reason = _adaptation_differs(settings, manifest)
+        if reason:
+            return reason
         # Indexes from before the ONNX export would keep querying through torch (slow start).
         if (
             manifest.model == DEFAULT_MODEL
@@ -505,6 +515,24 @@ def _why_rebuild(settings: Settings, chunker: ChunkerSettings) -> str | None:
             return "the index has no ONNX export of its model for fast queries"
     finally:
         index.close()
+    return None
+
+
+def _adaptation_differs(settings: Settings, manifest: Any) -> str | None:
+    """Why the index's corpus adaptation is not what the settings ask for, if it is not."""
+    from rag.adaptation import AdaptSettings
+    from rag.config import DEFAULT_MODEL
+
+    adapted = manifest.extra.get("adapted")
+    if not settings.adapt:
+        return "the index is adapted to the corpus but RAG_ADAPT is false" if adapted else None
+    # Only sentence-transformers models are adapted; those indexes carry an ONNX export.
+    if not adapted:
+        if manifest.model == DEFAULT_MODEL or "onnx" in manifest.extra:
+            return "the index was built without adapting the model to the corpus"
+        return None
+    if adapted.get("settings") != AdaptSettings().to_dict():
+        return "the corpus adaptation settings changed since the build"
     return None
 
 

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     # "auto" uses the ONNX export for queries when one is in the index, else sentence-transformers.
     query_backend: str = "auto"
     batch_size: int = Field(64, ge=1)
+    # Fine-tune the model on the corpus when building the index (rag.adaptation).
+    adapt: bool = True
     k: int = Field(5, ge=1, le=50)
     max_k: int = Field(50, ge=1)
     max_query_chars: int = Field(1000, ge=1)

@@ -57,10 +57,14 @@ def resolve_model(name: str) -> tuple[str, str]:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model, on the CPU, with normalised output."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, batch_size: int = 64, *, model_id: str | None = None
+    ) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.model_id, self.path = resolve_model(model)
+        # A model saved inside an index (rag.adaptation) is named by what it is, not where.
+        self.model_id = model_id or self.model_id
         self.batch_size = batch_size
         self.model = SentenceTransformer(self.path, device="cpu")
         # sentence-transformers 6 renamed the method; keep working with 5.
@@ -137,13 +141,33 @@ def load_query_embedder(settings: Any, index: Any) -> Embedder:
                 f"the index at {index.path} has no ONNX export of its model: rebuild it with "
                 "`rag index`, or set RAG_QUERY_BACKEND=torch"
             )
+    adapted = index.manifest.extra.get("adapted")
+    if adapted:
+        path = Path(index.path) / adapted.get("path", "model")
+        if not path.is_dir():
+            raise IndexIncompatible(
+                f"the index at {index.path} lacks its corpus-adapted model: rebuild it with "
+                "`rag index`"
+            )
+        return _load_adapted(path, adapted["model_id"], batch_size)
     return load_embedder(model, batch_size)
 
 
+def _load_adapted(path: Path, model_id: str, batch_size: int) -> Embedder:
+    # Keyed by the weights file too: a rebuild swaps other weights in at the same path.
+    weights = next(path.glob("*.safetensors"), None) or path
+    st = weights.stat()
+    key = (f"{path.resolve()}:{st.st_ino}:{st.st_mtime_ns}", batch_size)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = SentenceTransformerEmbedder(str(path), batch_size, model_id=model_id)
+        return _cache[key]
+
+
 def onnx_dir_of(index: Any) -> Path | None:
-    """The index's ONNX export of the model it was built with, if it has a usable one."""
+    """The index's ONNX export of the model it queries with, if it has a usable one."""
     info = index.manifest.extra.get("onnx") or {}
-    if not info or info.get("model_id") != index.manifest.model:
+    if not info or info.get("model_id") != index.manifest.query_model:
         return None
     from rag.onnx_embedder import has_onnx
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.adaptation import AdaptSettings
 from rag.chunking import Chunk, ChunkerSettings, chunk_documents, passage_sentences
 from rag.documents import PARSER_VERSION, Document, file_sha256, iter_corpus_files, load_corpus
 from rag.embedding import Embedder
@@ -95,6 +96,12 @@ class Manifest:
             )
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def query_model(self) -> str:
+        """The model queries must be encoded with: the corpus-adapted one when there is one."""
+        adapted = self.extra.get("adapted") or {}
+        return str(adapted.get("model_id") or self.model)
 
     def write(self, index_dir: Path) -> None:
         """Write ``manifest.json`` into ``index_dir``."""
@@ -222,54 +229,69 @@ def build_index(
     sentence_index: bool | None = None,
     before_swap: Callable[[Path], None] | None = None,
     onnx: bool | None = None,
+    adapt: AdaptSettings | bool | None = None,
 ) -> Manifest:
     """Parse, chunk, embed and index the corpus, then atomically replace ``index_dir``.
 
-    ``onnx`` (default: when the embedder is a SentenceTransformerEmbedder) also exports the model
-    into ``index_dir/onnx`` for torch-free queries.
+    ``adapt`` (default: when the embedder is a SentenceTransformerEmbedder, with AdaptSettings())
+    first fine-tunes a copy of the model on the corpus (rag.adaptation) and stores it in
+    ``index_dir/model``; queries must then use it (``load_query_embedder`` does). ``onnx``
+    (same default) also exports the model into ``index_dir/onnx`` for torch-free queries.
     """
     import faiss
+
+    from rag.embedding import SentenceTransformerEmbedder
 
     t0 = time.perf_counter()
     chunker = chunker or ChunkerSettings()
     docs, sources = load_corpus(Path(corpus_dir))
     chunks = chunk_documents(docs, chunker)
     texts = [c.embedding_text() for c in chunks]
-    vectors = embedder.embed(texts, progress=progress)
-    if vectors.shape != (len(chunks), embedder.dim):
-        raise ValueError(f"embedder returned shape {vectors.shape} for {len(chunks)} chunks")
-    index, faiss_params = make_faiss_index(vectors, faiss_kind)
-    if sentence_index is None:
-        sentence_index = len(chunks) <= SENTENCE_INDEX_MAX_CHUNKS
-    sent_index = sent_rows = None
-    if sentence_index:
-        sent_texts, sent_rows = sentence_units(chunks)
-        sent_vectors = embedder.embed(sent_texts, progress=progress)
-        sent_index, sent_params = make_faiss_index(sent_vectors, faiss_kind)
-        faiss_params["sentences"] = sent_params
-    bm25 = build_bm25(texts)
+    is_st = isinstance(embedder, SentenceTransformerEmbedder)
+    if adapt is None or adapt is True:
+        adapt = AdaptSettings() if (is_st or adapt is True) else None
+    if adapt and not is_st:
+        raise ValueError("only a sentence-transformers model can be adapted to the corpus")
+    base_model = embedder.model_id
 
     index_dir = Path(index_dir).absolute()
     index_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = index_dir.parent / f".{index_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
+        extra: dict[str, Any] = {}
+        if adapt:
+            from rag.adaptation import adapt as adapt_model
+
+            embedder, extra["adapted"] = adapt_model(embedder, chunks, tmp / "model", adapt)
+        vectors = embedder.embed(texts, progress=progress)
+        if vectors.shape != (len(chunks), embedder.dim):
+            raise ValueError(f"embedder returned shape {vectors.shape} for {len(chunks)} chunks")
+        index, faiss_params = make_faiss_index(vectors, faiss_kind)
+        if sentence_index is None:
+            sentence_index = len(chunks) <= SENTENCE_INDEX_MAX_CHUNKS
+        sent_index = sent_rows = None
+        if sentence_index:
+            sent_texts, sent_rows = sentence_units(chunks)
+            sent_vectors = embedder.embed(sent_texts, progress=progress)
+            sent_index, sent_params = make_faiss_index(sent_vectors, faiss_kind)
+            faiss_params["sentences"] = sent_params
+        bm25 = build_bm25(texts)
+
         faiss.write_index(index, str(tmp / "vectors.faiss"))
         if sent_index is not None:
             faiss.write_index(sent_index, str(tmp / "sentences.faiss"))
             np.save(tmp / "sentence_rows.npy", sent_rows)
         bm25.save(str(tmp / "bm25"), show_progress=False)
         _write_meta(tmp / "meta.sqlite", docs, chunks)
-        extra: dict[str, Any] = {}
         if onnx is None:
-            from rag.embedding import SentenceTransformerEmbedder
-
-            onnx = isinstance(embedder, SentenceTransformerEmbedder)
+            onnx = is_st
         if onnx:
             extra["onnx"] = _export_onnx(embedder, tmp / "onnx", index_dir / "onnx")
         manifest = Manifest(
             format_version=FORMAT_VERSION,
-            model=embedder.model_id,
+            # The configured model, so settings still match; extra["adapted"] names the weights.
+            model=base_model,
             dim=embedder.dim,
             chunker=chunker.to_dict(),
             parser_version=PARSER_VERSION,

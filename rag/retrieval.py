@@ -101,11 +101,17 @@ class Retriever:
         max_query_chars: int = 1000,
         base_url: str = "",
     ) -> None:
-        if embedder.dim != index.manifest.dim:
-            from rag.errors import IndexIncompatible
+        from rag.errors import IndexIncompatible
 
+        if embedder.dim != index.manifest.dim:
             raise IndexIncompatible(
                 f"embedder dimension {embedder.dim} does not match the index ({index.manifest.dim})"
+            )
+        if embedder.model_id != index.manifest.query_model:
+            # Same dimension, other weights: every score would be quietly wrong.
+            raise IndexIncompatible(
+                f"the index is queried with {index.manifest.query_model}, not "
+                f"{embedder.model_id}: open it with Retriever.from_index"
             )
         self.index = index
         self.embedder = embedder
@@ -118,15 +124,21 @@ class Retriever:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Retriever:
         """Load the configured index and its query embedder (ONNX when the index has one)."""
-        from rag.embedding import load_query_embedder
         from rag.index import load_index
 
         settings = settings or Settings()
-        index = load_index(Path(settings.index_dir), settings.model)
-        embedder = load_query_embedder(settings, index)
+        return cls.from_index(load_index(Path(settings.index_dir), settings.model), settings)
+
+    @classmethod
+    def from_index(cls, index: Index, settings: Settings | None = None) -> Retriever:
+        """A retriever over a loaded index, encoding queries with the model the index needs:
+        its corpus-adapted one when it has one, through ONNX when it has an export."""
+        from rag.embedding import load_query_embedder
+
+        settings = settings or Settings(model=index.manifest.model)
         return cls(
             index,
-            embedder,
+            load_query_embedder(settings, index),
             max_k=settings.max_k,
             max_query_chars=settings.max_query_chars,
             base_url=settings.public_url.rstrip("/"),

@@ -200,7 +200,7 @@ def make_screenshots(out_dir: Path, log: Callable[[str], None] = print) -> list[
         log("indexing the corpus with the real model...")
         embedder = load_embedder()
         build_index(ROOT / "corpus", Path(tmp) / "index", embedder)
-        retriever = Retriever(load_index(Path(tmp) / "index"), embedder)
+        retriever = Retriever.from_index(load_index(Path(tmp) / "index"))
         with (
             serve_index(Path(tmp) / "index", retriever, [], Path(tmp) / "data") as server,
             browser_session() as browser,

@@ -96,4 +96,5 @@ def real_retriever(real_index_dir: Path, real_embedder):
     from rag.index import load_index
     from rag.retrieval import Retriever
 
-    return Retriever(load_index(real_index_dir), real_embedder)
+    # The index holds a corpus-adapted model; from_index queries with it (through ONNX).
+    return Retriever.from_index(load_index(real_index_dir))

@@ -130,7 +130,7 @@ def xss_server(
     (corpus / "web-security-analyst.md").write_text(XSS_GUIDE, encoding="utf-8")
     (corpus / "data-engineer.md").write_text(OTHER_GUIDE, encoding="utf-8")
     build_index(corpus, root / "index", real_embedder)
-    retriever = Retriever(load_index(root / "index"), real_embedder)
+    retriever = Retriever.from_index(load_index(root / "index"))
     with serve_index(
         root / "index", retriever, [sites.allowed.origin], root / "data", corpus_dir=corpus
     ) as server:

@@ -39,7 +39,8 @@ def _texts(index_dir: Path) -> list[str]:
 def test_build_exports_onnx_and_records_it(real_index_dir: Path):
     index = load_index(real_index_dir)
     info = index.manifest.extra["onnx"]
-    assert info["model_id"] == index.manifest.model
+    # The export is of the weights queries need: the model adapted to the corpus.
+    assert info["model_id"] == index.manifest.query_model != index.manifest.model
     assert has_onnx(real_index_dir / info["path"])
     # Weights live beside the graph, where onnxruntime can memory-map them.
     assert (real_index_dir / "onnx" / "model.onnx").stat().st_size < 1_000_000
@@ -50,12 +51,18 @@ def test_build_exports_onnx_and_records_it(real_index_dir: Path):
 
 
 def test_onnx_matches_torch_on_queries_passages_and_truncated_text(
-    real_index_dir: Path, real_embedder, onnx_embedder: OnnxEmbedder
+    real_index_dir: Path, onnx_embedder: OnnxEmbedder
 ):
+    from rag.config import Settings
+
+    # The same adapted weights through sentence-transformers.
+    torch_embedder = load_query_embedder(
+        Settings(query_backend="torch"), load_index(real_index_dir)
+    )
     texts = _texts(real_index_dir)
-    tokens = [len(real_embedder.model.tokenizer(t)["input_ids"]) for t in texts]
+    tokens = [len(torch_embedder.model.tokenizer(t)["input_ids"]) for t in texts]
     assert max(tokens) > onnx_embedder.max_seq_length, "no text long enough to be truncated"
-    expected = real_embedder.embed(texts)
+    expected = torch_embedder.embed(texts)
     got = onnx_embedder.embed(texts)
     assert got.shape == expected.shape and got.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
