@@ -193,10 +193,23 @@ class SubjectFinder:
 
     def __init__(self, known_subjects: Sequence[str] = ()) -> None:
         self._known: list[tuple[str, ...]] = []
+        self._titles: list[str] = []
         for title in known_subjects:
             norm = tuple(n for t in _tokens(title) for n in t.norm)
             if norm and norm not in self._known:
                 self._known.append(norm)
+                self._titles.append(title)
+
+    def named_titles(self, text: str) -> list[str]:
+        """The known titles that ``text`` names ("ML fraud engineer": ML Fraud Detection
+        Engineer), in order, each once."""
+        tokens = _tokens(text)
+        out: list[str] = []
+        for i in range(len(tokens)):
+            best = self._best_title(tokens, i)
+            if best is not None and self._titles[best[1]] not in out:
+                out.append(self._titles[best[1]])
+        return out
 
     def find(self, text: str) -> list[Span]:
         """Roles named in ``text``, in order, without overlaps."""
@@ -220,8 +233,13 @@ class SubjectFinder:
 
     def _known_at(self, tokens: Sequence[_Token], i: int) -> tuple[int, int] | None:
         """Span of the best title whose last word is token ``i``, matched loosely."""
-        best: tuple[float, int, int] | None = None
-        for title in self._known:
+        best = self._best_title(tokens, i)
+        return (best[0], i) if best else None
+
+    def _best_title(self, tokens: Sequence[_Token], i: int) -> tuple[int, int] | None:
+        """(first token, title index) of the best title ending at token ``i``, if any."""
+        best: tuple[float, float, int, int] | None = None
+        for n, title in enumerate(self._known):
             if tokens[i].norm[-1] != title[-1]:
                 continue
             wanted = set(title[:-1])
@@ -239,8 +257,8 @@ class SubjectFinder:
             # A lone role word ("engineer") matches no title with more words than that.
             if (found or len(title) == 1) and score >= 0.6:
                 if best is None or (found, score) > (best[0], best[1]):
-                    best = (found, score, start)
-        return (best[2], i) if best else None
+                    best = (found, score, start, n)
+        return (best[2], best[3]) if best else None
 
     @staticmethod
     def _generic_at(tokens: Sequence[_Token], i: int) -> tuple[int, int] | None:

@@ -50,6 +50,25 @@ def test_subject_finder_names_roles(text: str, subjects: list[str]) -> None:
     assert [s.text for s in SubjectFinder(TITLES).find(text)] == subjects
 
 
+@pytest.mark.parametrize(
+    ("text", "titles"),
+    [
+        ("What skills does an ML fraud engineer need?", ["ML Fraud Detection Engineer"]),
+        ("How much do machine learning engineers make?", ["Machine Learning Systems Engineer"]),
+        ("What does an ML architect do day to day?", ["Lead Machine Learning Architect"]),
+        ("Is an ML infrastructure manager above an ML architect?",
+         ["Lead ML Infrastructure Manager", "Lead Machine Learning Architect"]),
+        # A role with no guide, and no role at all, name no title.
+        ("What do data engineers earn?", []),
+        ("What best practices apply to training ML models?", []),
+    ],
+)  # fmt: skip
+def test_subject_finder_names_the_guide_titles_a_text_refers_to(
+    text: str, titles: list[str]
+) -> None:
+    assert SubjectFinder(TITLES).named_titles(text) == titles
+
+
 def test_chat_single_question_is_its_own_query() -> None:
     assert (
         resolve("  What does a lead data scientist do?  ") == "What does a lead data scientist do?"

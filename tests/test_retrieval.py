@@ -22,6 +22,33 @@ def retriever(small_corpus: Path, tmp_path: Path, fake_embedder) -> Retriever:
     return Retriever(load_index(tmp_path / "index"), fake_embedder)
 
 
+def test_a_query_naming_one_guides_role_gives_its_passages_one_more_vote(
+    small_corpus: Path, tmp_path: Path, fake_embedder
+) -> None:
+    from rag.retrieval import FusionConfig
+
+    build_index(small_corpus, tmp_path / "index", fake_embedder)
+    index = load_index(tmp_path / "index")
+    voted = Retriever(index, fake_embedder)
+    plain = Retriever(index, fake_embedder, fusion=FusionConfig(role_weight=0.0))
+    query = "what skills does a technical recruiter need"
+    assert voted.named_document(query) == "technical-recruiter"
+    before = {h.chunk.id: h for h in plain.search(query, k=10).hits}
+    after = {h.chunk.id: h for h in voted.search(query, k=10).hits}
+    assert before.keys() == after.keys()
+    for cid, hit in after.items():
+        bonus = 1 / (FusionConfig().rrf_k + 1) if hit.chunk.doc_id == "technical-recruiter" else 0
+        assert hit.score == pytest.approx(before[cid].score + bonus)
+    assert next(iter(after.values())).chunk.doc_id == "technical-recruiter"
+    # No vote when no guide, or two guides, are named, and none outside hybrid ranking.
+    assert voted.named_document("what do data analysts and technical recruiters do") is None
+    assert voted.named_document("what is a good salary") is None
+    dense = voted.search(query, k=3, mode="dense").hits
+    assert [h.score for h in dense] == [
+        h.score for h in plain.search(query, k=3, mode="dense").hits
+    ]
+
+
 @pytest.mark.parametrize("query", ["", "   ", "\n\t"])
 def test_search_rejects_empty_query(retriever: Retriever, query: str):
     with pytest.raises(BadQuery, match="empty"):
@@ -99,6 +126,8 @@ def test_fraud_skills_question_returns_the_fraud_guide_first(real_retriever: Ret
     hits = real_retriever.search("what skills does an ML fraud engineer need", k=5).hits
     assert hits[0].chunk.doc_id == "ml-fraud-detection-engineer"
     assert hits[0].citation()["title"] == "ML Fraud Detection Engineer"
+    # The question names the fraud role: other roles' skill lists must not crowd in.
+    assert {h.chunk.doc_id for h in hits[:3]} == {"ml-fraud-detection-engineer"}
 
 
 @pytest.mark.slow
