@@ -677,3 +677,30 @@ def test_index_if_stale_adds_the_onnx_export_to_an_older_index(
     build_index(small_corpus, index, real_embedder, onnx=False)
     code, out, _ = run(capsys, "index", "--if-stale")
     assert code == 0 and "up to date" in out
+
+
+@pytest.mark.slow
+def test_index_if_stale_follows_the_adaptation_setting(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    small_corpus: Path,
+    real_embedder,
+) -> None:
+    from rag.index import build_index
+
+    index = tmp_path / "index"
+    build_index(small_corpus, index, real_embedder, adapt=False)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index))
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(small_corpus))
+    # The default adapts: an index built without it is rebuilt, with it.
+    code, _, err = run(capsys, "index", "--if-stale")
+    assert code == 0 and "without adapting the model" in err
+    assert "adapted" in Manifest.read(index).extra
+    code, out, _ = run(capsys, "index", "--if-stale")
+    assert code == 0 and "up to date" in out
+    # Asking for no adaptation rebuilds the adapted index without it.
+    monkeypatch.setenv("RAG_ADAPT", "false")
+    code, _, err = run(capsys, "index", "--if-stale")
+    assert code == 0 and "RAG_ADAPT is false" in err
+    assert "adapted" not in Manifest.read(index).extra
