@@ -96,7 +96,7 @@ def adapted_model_id(base: str, pairs: Sequence[Pair], settings: AdaptSettings) 
     return f"{base}+adapted-{h.hexdigest()[:12]}"
 
 
-def adapt(
+def adapt_model(
     embedder: SentenceTransformerEmbedder,
     chunks: Sequence[Chunk],
     out_dir: Path,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -113,7 +113,8 @@ def load_embedder(model: str = DEFAULT_MODEL, batch_size: int = 64) -> Embedder:
 
 
 QUERY_BACKENDS = ("auto", "onnx", "torch")
-_onnx_cache: dict[str, tuple[tuple[int, int], Embedder]] = {}
+# Models kept inside an index (its ONNX export, its adapted weights), one per directory.
+_index_models: dict[str, tuple[tuple[int, int], Embedder]] = {}
 
 
 def load_query_embedder(settings: Any, index: Any) -> Embedder:
@@ -149,19 +150,15 @@ def load_query_embedder(settings: Any, index: Any) -> Embedder:
                 f"the index at {index.path} lacks its corpus-adapted model: rebuild it with "
                 "`rag index`"
             )
-        return _load_adapted(path, adapted["model_id"], batch_size)
+        weights = next(path.glob("*.safetensors"), None) or path / "config.json"
+        return _load_index_model(
+            path,
+            weights,
+            lambda: SentenceTransformerEmbedder(
+                str(path), batch_size, model_id=adapted["model_id"]
+            ),
+        )
     return load_embedder(model, batch_size)
-
-
-def _load_adapted(path: Path, model_id: str, batch_size: int) -> Embedder:
-    # Keyed by the weights file too: a rebuild swaps other weights in at the same path.
-    weights = next(path.glob("*.safetensors"), None) or path
-    st = weights.stat()
-    key = (f"{path.resolve()}:{st.st_ino}:{st.st_mtime_ns}", batch_size)
-    with _cache_lock:
-        if key not in _cache:
-            _cache[key] = SentenceTransformerEmbedder(str(path), batch_size, model_id=model_id)
-        return _cache[key]
 
 
 def onnx_dir_of(index: Any) -> Path | None:
@@ -178,12 +175,16 @@ def onnx_dir_of(index: Any) -> Path | None:
 def _load_onnx(directory: Path) -> Embedder:
     from rag.onnx_embedder import MODEL, OnnxEmbedder
 
-    # One per directory, checked against the file's identity: a rebuild swaps a new export in at
-    # the same path, and the old session (about 100 MB) should not be kept alive beside it.
-    st = (directory / MODEL).stat()
+    return _load_index_model(directory, directory / MODEL, lambda: OnnxEmbedder(directory))
+
+
+def _load_index_model(directory: Path, weights: Path, load: Callable[[], Embedder]) -> Embedder:
+    # One per directory, checked against the weights file's identity: a rebuild swaps new weights
+    # in at the same path, and the old model (about 100 MB) should not be kept alive beside it.
+    st = weights.stat()
     key, stamp = str(directory.resolve()), (st.st_ino, st.st_mtime_ns)
     with _cache_lock:
-        cached = _onnx_cache.get(key)
+        cached = _index_models.get(key)
         if cached is None or cached[0] != stamp:
-            cached = _onnx_cache[key] = (stamp, OnnxEmbedder(directory))
+            cached = _index_models[key] = (stamp, load())
         return cached[1]

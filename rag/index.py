@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.adaptation import AdaptSettings
+from rag.adaptation import AdaptSettings, adapt_model
 from rag.chunking import Chunk, ChunkerSettings, chunk_documents, passage_sentences
 from rag.documents import PARSER_VERSION, Document, file_sha256, iter_corpus_files, load_corpus
 from rag.embedding import Embedder
@@ -248,8 +248,10 @@ def build_index(
     chunks = chunk_documents(docs, chunker)
     texts = [c.embedding_text() for c in chunks]
     is_st = isinstance(embedder, SentenceTransformerEmbedder)
-    if adapt is None or adapt is True:
-        adapt = AdaptSettings() if (is_st or adapt is True) else None
+    if adapt is None:
+        adapt = is_st
+    if adapt is True:
+        adapt = AdaptSettings()
     if adapt and not is_st:
         raise ValueError("only a sentence-transformers model can be adapted to the corpus")
     base_model = embedder.model_id
@@ -261,8 +263,6 @@ def build_index(
     try:
         extra: dict[str, Any] = {}
         if adapt:
-            from rag.adaptation import adapt as adapt_model
-
             embedder, extra["adapted"] = adapt_model(embedder, chunks, tmp / "model", adapt)
         vectors = embedder.embed(texts, progress=progress)
         if vectors.shape != (len(chunks), embedder.dim):
