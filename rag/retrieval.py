@@ -125,6 +125,8 @@ class Retriever:
         self.base_url = base_url
         self._stemmer: Any = None
         self._roles: tuple[Any, dict[str, str]] | None = None
+        # A document's rows, read from SQLite once: the index never changes under a Retriever.
+        self._doc_rows: dict[str, np.ndarray] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Retriever:
@@ -206,7 +208,7 @@ class Retriever:
             raise BadQuery(f"mode must be one of {', '.join(MODES)}", field="mode")
         rows = None
         if doc_id is not None:
-            rows = self.index.rows_for_doc(doc_id)
+            rows = self.rows_for_doc(doc_id)
             if rows.size == 0:
                 raise BadQuery(f"unknown document {doc_id!r}", field="doc_id")
         n_cand = min(self.index.size, max(self.fusion.candidates, 4 * k))
@@ -220,7 +222,7 @@ class Retriever:
         if mode in ("hybrid", "bm25"):
             rankings["bm25"] = self._bm25(query, n_cand, rows)
         named = self.named_document(query) if mode == "hybrid" and doc_id is None else None
-        prior = set(self.index.rows_for_doc(named).tolist()) if named else set()
+        prior = self.rows_for_doc(named) if named else None
         fused = self._fuse(rankings, mode, prior)
         hits = self._materialise(fused, k)
         took = (time.perf_counter() - t0) * 1000
@@ -286,6 +288,16 @@ class Retriever:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
+    def rows_for_doc(self, doc_id: str) -> np.ndarray:
+        """Index rows of one document's chunks (empty for an unknown id), cached."""
+        rows = self._doc_rows.get(doc_id)
+        if rows is None:
+            rows = self.index.rows_for_doc(doc_id)
+            if rows.size:  # only real documents, so requests cannot grow the cache
+                rows.setflags(write=False)
+                self._doc_rows[doc_id] = rows
+        return rows
+
     def named_document(self, query: str) -> str | None:
         """The id of the one document whose role the query names, if it names exactly one."""
         if self._roles is None:
@@ -301,7 +313,7 @@ class Retriever:
         self,
         rankings: dict[str, list[tuple[int, float]]],
         mode: str,
-        prior: set[int] | frozenset[int] = frozenset(),
+        prior: np.ndarray | None = None,
     ) -> list[dict[str, Any]]:
         f = self.fusion
         weights = {"dense": f.dense_weight, "sentence": f.sentence_weight, "bm25": f.bm25_weight}
@@ -316,8 +328,11 @@ class Retriever:
                     entry["score"] += weight / (f.rrf_k + rank)
                 else:
                     entry["score"] = score
-        for row in prior.intersection(table):
-            table[row]["score"] += f.role_weight / (f.rrf_k + 1)
+        if prior is not None and table:
+            # Test the few candidates against the document's rows, not the other way round.
+            rows = np.fromiter(table, dtype=np.int64, count=len(table))
+            for row in rows[np.isin(rows, prior)]:
+                table[int(row)]["score"] += f.role_weight / (f.rrf_k + 1)
         return sorted(table.values(), key=lambda e: (-e["score"], e["row"]))
 
     def _materialise(self, fused: list[dict[str, Any]], k: int) -> list[Hit]:
