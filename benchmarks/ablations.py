@@ -368,14 +368,11 @@ def v_sentence_lse(lab: Lab):
 def v_maxsim(lab: Lab, weight: float):
     """A fourth ranking: token-level late interaction (mean over query tokens of the best
     passage token cosine) from the same model's token embeddings."""
-    from sentence_transformers import SentenceTransformer
+    from rag.embedding import load_query_embedder
 
-    from rag.embedding import resolve_model
-
-    index = lab.retriever.index
-    adapted = index.manifest.extra.get("adapted")
-    path = Path(index.path) / adapted["path"] if adapted else resolve_model(index.manifest.model)[1]
-    model = SentenceTransformer(str(path), device="cpu")
+    # The index's query model through sentence-transformers: ONNX gives pooled vectors only.
+    torch_settings = lab.settings.model_copy(update={"query_backend": "torch"})
+    model = load_query_embedder(torch_settings, lab.retriever.index).model  # type: ignore[attr-defined]
 
     def tokens(texts: list[str]) -> list[np.ndarray]:
         out = []
