@@ -55,8 +55,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format rag tests benchmarks
 	$(BIN)/ruff check --fix rag tests benchmarks
 
-eval: index ## score every retriever on the dev, own and multi-turn sets; chart in docs/eval.png
-	$(BIN)/rag eval $(DEV_QUESTIONS) tests/data/questions.jsonl tests/data/conversations.jsonl --plot docs/eval.png
+eval: index ## score every retriever on the dev, own, multi-turn and held-out sets; chart in docs/eval.png
+	$(BIN)/rag eval $(DEV_QUESTIONS) tests/data/questions.jsonl tests/data/conversations.jsonl \
+		tests/data/holdout_questions.jsonl tests/data/holdout_conversations.jsonl --plot docs/eval.png
 
 ablations: index ## score every ranking idea we tried on all three sets: writes benchmarks/ABLATIONS.md
 	$(BIN)/python -m benchmarks.ablations

@@ -493,7 +493,7 @@ def test_log_low_score_sets_the_threshold(
     from rag.querylog import QueryLog, QueryRecord
 
     qlog = QueryLog(tmp_path)
-    for i, top in enumerate((0.01, 0.03, 0.05)):
+    for i, top in enumerate((1.0, 3.0, 5.0)):
         qlog.record(
             QueryRecord(
                 query_id=f"q{i}",
@@ -508,12 +508,12 @@ def test_log_low_score_sets_the_threshold(
 
     code, out, err = run(capsys, "log", "--data", str(tmp_path), "--json")
     assert code == 0, err
-    assert json.loads(out)["low_score"]["threshold"] == 0.02
+    assert json.loads(out)["low_score"]["threshold"] == 2.5
     assert json.loads(out)["low_score"]["count"] == 1
-    code, out, err = run(capsys, "log", "--data", str(tmp_path), "--json", "--low-score", "0.04")
+    code, out, err = run(capsys, "log", "--data", str(tmp_path), "--json", "--low-score", "4")
     assert code == 0, err
     low = json.loads(out)["low_score"]
-    assert (low["threshold"], low["count"]) == (0.04, 2)
+    assert (low["threshold"], low["count"]) == (4.0, 2)
     assert [x["query"] for x in low["examples"]] == ["query 0", "query 1"]
     code, out, err = run(capsys, "log", "--data", str(tmp_path), "--low-score", "0")
     assert code == 0, err

@@ -59,7 +59,20 @@ def test_metrics_agree_with_ranx():
     assert [m["id"] for m in report.misses] == ["a", "c", "d"]
 
 
-@pytest.mark.parametrize("path", [DEV_QUESTIONS, ROOT / "tests" / "data" / "questions.jsonl"])
+@pytest.mark.parametrize(
+    "path",
+    [DEV_QUESTIONS]
+    + [
+        ROOT / "tests" / "data" / name
+        for name in (
+            "questions.jsonl",
+            "conversations.jsonl",
+            "holdout_questions.jsonl",
+            "holdout_conversations.jsonl",
+        )
+    ],
+    ids=lambda p: p.name,
+)
 def test_every_evidence_string_exists_in_the_corpus(path: Path):
     corpus = normalise(" ".join(p.read_text() for p in CORPUS.rglob("*.txt")))
     for q in load_questions(path):

@@ -129,10 +129,10 @@ def test_summary_of_a_missing_log_is_empty(tmp_path: Path) -> None:
 def test_summary_counts_latencies_zero_hits_low_scores_and_feedback(tmp_path: Path) -> None:
     qlog = QueryLog(tmp_path)
     for ms in range(1, 101):  # search latencies 1..100 ms
-        qlog.record(record("search", f"q{ms}", float(ms), (0.04, 0.03)))
+        qlog.record(record("search", f"q{ms}", float(ms), (4.0, 3.0)))
     qlog.record(record("ask", "nothing matches", 5.0, ()))
     qlog.record(record("ask", "nothing matches", 7.0, ()))
-    low = record("chat", "vague", 3.0, (0.01,))
+    low = record("chat", "vague", 3.0, (1.0,))
     qlog.record(low)
     qlog.feedback(low.query_id, "down", "off topic").result(timeout=30)
     qlog.feedback(low.query_id, "up").result(timeout=30)
@@ -146,7 +146,7 @@ def test_summary_counts_latencies_zero_hits_low_scores_and_feedback(tmp_path: Pa
     assert d["zero_hit"]["count"] == 2
     assert d["zero_hit"]["examples"] == [{"query": "nothing matches", "count": 2}]
     assert d["low_score"]["count"] == 1
-    assert d["low_score"]["examples"] == [{"query": "vague", "top_score": 0.01}]
+    assert d["low_score"]["examples"] == [{"query": "vague", "top_score": 1.0}]
     assert (d["feedback"]["up"], d["feedback"]["down"]) == (1, 1)
     assert d["feedback"]["comments"] == [
         {"rating": "down", "comment": "off topic", "query": "vague"}
