@@ -15,6 +15,9 @@ alone, resolving every user turn in order so a chain of follow-ups keeps its sub
   added, a new role replaces the old subject, and a new topic is asked about the old subject;
 * a question without a subject that only asks about a role's attributes ("What skills do I
   need?") is asked about the subject;
+* an ordinal reference to something the previous answer listed ("the first one", "the last
+  one", "the latter") is replaced by that item, with the subject beside it ("Tell me more
+  about the last one" after a list of challenges: "... team collaboration");
 * a question that names its own subject, or has its own content, is left alone: nothing of the
   old subject is dragged into it.
 """
@@ -79,6 +82,25 @@ _ABOUT_RE = re.compile(
     re.I,
 )
 _ARTICLE_RE = re.compile(r"^(?:the|a|an)\s+", re.I)
+
+_ORDINALS = {
+    "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
+    "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "last": -1, "final": -1,
+}  # fmt: skip
+# "the first one", "the second point", "the latter": a pointer into the previous answer's list.
+# Only generic nouns follow the ordinal, so "the first year" or "the first job" stay as they are.
+_ORDINAL_RE = re.compile(
+    rf"\bthe\s+(?:(?P<nth>{'|'.join(_ORDINALS)})\s+"
+    r"(?:one|item|point|option|thing|bullet|entry|step|stage|part|area|example|mentioned)"
+    r"|(?P<pair>former|latter))\b",
+    re.I,
+)
+_CITATION_RE = re.compile(r"\s*\[\d+\]")
+_BULLET_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
+# "Data Collection Layer: aggregates data ...": a short label before a colon names the item.
+_LABEL_RE = re.compile(r"^([^:.;,]{2,60}?):\s")
+# A comma inside a number ("$157,969") has no space after it, so it separates nothing.
+_LIST_SPLIT_RE = re.compile(r"\s*(?:[,;]\s+(?:and\s+|or\s+)?|\s+(?:and|or)\s+)", re.I)
 
 _ROLE_NOUNS = r"(?:role|job|position|career|profession|occupation|title|line\s+of\s+work)s?"
 # "the job" is a weak reference: in "the job outlook for ML engineers" it is that question's
@@ -408,6 +430,10 @@ class _Resolver:
         if not subjects and assistant:
             # A user who asks "how much do they earn?" may mean a role the answer named.
             subjects = self.finder.find(assistant)[:1]
+        pointed = _resolve_ordinals(text, assistant, subjects, self.finder)
+        if pointed != text:
+            # The item names its own topic and the subject stands beside it: nothing to merge.
+            return pointed
         led = _LEAD_RE.match(text)
         rest = text[led.end() :] if led else text
         about = _ABOUT_RE.match(rest)
@@ -468,6 +494,59 @@ class _Resolver:
             # "What about salary?": the new topic, asked about the old subject.
             return f"{_forms(subjects)['singular']} {topic}"
         return _append(previous, topic)
+
+
+def listed_items(answer: str) -> list[str]:
+    """The things an answer lists, in order: its lines or bullets, its labelled sentences
+    ("Supervised Learning: ..."), or the comma-separated parts of its longest enumeration."""
+    text = _CITATION_RE.sub("", answer).strip()
+    lines = [_BULLET_RE.sub("", line).strip() for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) >= 2:
+        return [_item(line) for line in lines]
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+    labels = [m.group(1) for s in sentences if (m := _LABEL_RE.match(s))]
+    if len(labels) >= 2 and len(labels) == len(sentences):
+        return [_item(label) for label in labels]
+    best: list[str] = []
+    for sentence in sentences:
+        body = sentence.split(":", 1)[1] if _LABEL_RE.match(sentence) else sentence
+        parts = [_item(p) for p in _LIST_SPLIT_RE.split(body.strip().rstrip(".!?"))]
+        parts = [p for p in parts if p]
+        if len(parts) > len(best):
+            best = parts
+    return best if len(best) >= 2 else []
+
+
+def _item(text: str) -> str:
+    label = _LABEL_RE.match(text)
+    text = label.group(1) if label else text
+    return _ARTICLE_RE.sub("", text.strip().rstrip(".!?:").strip())
+
+
+def _resolve_ordinals(
+    text: str, assistant: str, subjects: Sequence[Span], finder: SubjectFinder
+) -> str:
+    """Replace "the first one" / "the latter" with the item of the previous answer it points to."""
+    if not assistant or not _ORDINAL_RE.search(text):
+        return text
+    items = listed_items(assistant)
+    if not items:
+        return text
+    context = f" ({_forms(subjects)['singular']})" if subjects else ""
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group("pair"):
+            index = 0 if m.group("pair").lower() == "former" else -1
+        else:
+            index = _ORDINALS[m.group("nth").lower()]
+        if index >= len(items):
+            return m.group()
+        item = items[index]
+        # An item that is itself a role ("the former": Lead Data Scientist) needs no subject.
+        return f"the {item}" if finder.find(item) else f"the {item}{context}"
+
+    return _ORDINAL_RE.sub(repl, text, count=1)
 
 
 def _get(message: object, key: str) -> object:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.chat import SubjectFinder, resolve_query
+from rag.chat import SubjectFinder, listed_items, resolve_query
 from rag.errors import BadQuery
 from rag.evaluation import first_relevant_rank
 
@@ -184,6 +184,103 @@ def test_chat_keeps_context_words_when_there_is_no_role() -> None:
     assert resolve("What is Explainable AI?", "Why does it matter?") == (
         "Why does it matter? Explainable AI"
     )
+
+
+def after_answer(question: str, answer: str, follow_up: str) -> str:
+    messages = [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": follow_up},
+    ]
+    return resolve_query(messages, TITLES)
+
+
+@pytest.mark.parametrize(
+    ("answer", "items"),
+    [
+        # A run of commas and "and", citations dropped, articles off each item.
+        (
+            "Python, a cloud platform, and strong SQL skills. [1]",
+            ["Python", "cloud platform", "strong SQL skills"],
+        ),
+        # Labelled sentences, as extractive answers quote list items: the labels are the items.
+        (
+            "Team Leadership: Manage and mentor a team. [1] Strategic Planning: Develop data "
+            "strategies. [2] Communication: Translate complex concepts. [1]",
+            ["Team Leadership", "Strategic Planning", "Communication"],
+        ),
+        (
+            "- Docker\n- Kubernetes: containers at scale\n- MLflow",
+            ["Docker", "Kubernetes", "MLflow"],
+        ),
+        # A number's comma separates nothing, and one thing is no list.
+        ("The average base salary is $157,969 to $161,321. [1]", []),
+    ],
+)
+def test_listed_items_reads_the_list_an_answer_gives(answer: str, items: list[str]) -> None:
+    assert listed_items(answer) == items
+
+
+def test_chat_resolves_an_ordinal_to_the_item_the_previous_answer_listed() -> None:
+    question = "Which soft skills do ML systems engineers need?"
+    answer = "Communication, problem-solving, and collaboration and teamwork. [1]"
+    assert after_answer(question, answer, "Tell me more about the second one") == (
+        "Tell me more about the problem-solving (ML systems engineer)"
+    )
+    assert after_answer(question, answer, "What does the last one involve?") == (
+        "What does the teamwork (ML systems engineer) involve?"
+    )
+    two = "A Lead Data Scientist or a Lead ML Architect. [1]"
+    assert after_answer("Who sets the ML roadmap?", two, "What does the former earn?") == (
+        "What does the Lead Data Scientist earn?"
+    )
+
+
+@pytest.mark.parametrize(
+    "follow_up",
+    [
+        "What do they earn in the first year?",  # "the first year" points at no list item
+        "Tell me more about the fifth one",  # the answer listed only three
+    ],
+)
+def test_chat_leaves_ordinals_that_point_at_no_listed_item(follow_up: str) -> None:
+    answer = "Communication, problem-solving, and teamwork. [1]"
+    resolved = after_answer("What soft skills do lead data scientists need?", answer, follow_up)
+    assert "Communication" not in resolved and "teamwork" not in resolved
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "answer", "follow_up", "evidence"),
+    [
+        (
+            "Which soft skills do ML systems engineers need?",
+            "Communication, problem-solving and critical thinking, and collaboration and "
+            "teamwork. [1]",
+            "Tell me more about the first one.",
+            "Ability to convey complex technical concepts",
+        ),
+        (
+            "What are the key responsibilities of a lead data scientist?",
+            "Team Leadership: Manage and mentor a team of data scientists. [1] Strategic "
+            "Planning: Develop and implement data strategies. [1]",
+            "How does the second one work?",
+            "Develop and implement data strategies aligned with organizational goals",
+        ),
+    ],
+)
+def test_ordinal_follow_ups_retrieve_the_item_they_point_at(
+    real_retriever, question: str, answer: str, follow_up: str, evidence: str
+) -> None:
+    titles = [d.title for d in real_retriever.index.documents()]
+    messages = [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": follow_up},
+    ]
+    query = resolve_query(messages, titles)
+    hits = real_retriever.search(query, 3).hits
+    assert first_relevant_rank([h.chunk.text for h in hits], [evidence]) is not None, query
 
 
 @pytest.mark.parametrize(
