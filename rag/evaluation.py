@@ -179,9 +179,14 @@ def plot_reports(reports: dict[str, Sequence[Report]], path: Path) -> Path:
 
     metrics = [("hit@1", "hit_at_1"), ("hit@5", "hit_at_5"), ("MRR@10", "mrr_at_10"),
                ("nDCG@10", "ndcg_at_10")]  # fmt: skip
-    fig = Figure(figsize=(6 * len(reports), 4))
-    axes = fig.subplots(1, len(reports), squeeze=False)
-    for ax, (name, reps) in zip(axes[0], reports.items(), strict=True):
+    # At most three panels a row, so the chart stays readable at the width of a README.
+    cols = min(len(reports), 3) or 1
+    rows = -(-len(reports) // cols)
+    fig = Figure(figsize=(6 * cols, 4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(reports) :]:
+        ax.set_visible(False)
+    for ax, (name, reps) in zip(axes, reports.items(), strict=False):
         width = 0.8 / max(len(reps), 1)
         for i, rep in enumerate(reps):
             xs = [j + i * width for j in range(len(metrics))]
