@@ -187,7 +187,11 @@ class SearchHit(BaseModel):
     """One ranked passage."""
 
     rank: int
-    score: float
+    score: float = Field(
+        description="In hybrid mode, how far the passage stands out from this query's other "
+        "candidates (a weighted mean of standard scores); in the other modes the ranking's own "
+        "score. Compare it between passages of one query, not across queries."
+    )
     chunk_id: str
     text: str
     citation: Citation
