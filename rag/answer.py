@@ -21,6 +21,14 @@ _QUANTITY_RE = re.compile(
     re.IGNORECASE,
 )
 _NUMBER_RE = re.compile(r"\$\s?\d|\d+(?:[.,]\d+)*\s?(?:%|percent|k\b|billion|million)|\d{2,}")
+# Signposts talk about the guide, not the role ("Here are the key soft skills:", "This overview
+# provides a foundation for ... subsequent sections"): they match a question's words and answer
+# nothing, so they only get in when nothing else is close.
+_SIGNPOST_RE = re.compile(
+    r"^(?:here(?:'s|’s| is| are)\b|this (?:overview|guide|section|article|document|summary)\b)"
+    r"|\b(?:subsequent|following|next|later) sections\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -81,6 +89,7 @@ def build_answer(
     scores = sv @ q - 0.03 * np.array([ref - 1 for _, ref in cands], dtype=np.float32)
     if _QUANTITY_RE.search(query):
         scores += 0.15 * np.array([bool(_NUMBER_RE.search(s)) for s, _ in cands], dtype=np.float32)
+    scores -= 0.2 * np.array([_signpost(s) for s, _ in cands], dtype=np.float32)
     order = np.argsort(-scores, kind="stable")
     chosen: list[int] = []
     best = float(scores[order[0]])
@@ -97,6 +106,13 @@ def build_answer(
     ]
     text = " ".join(f"{s.text} [{s.ref}]" for s in sentences)
     return Answer(text, sentences)
+
+
+def _signpost(sentence: str) -> bool:
+    """A sentence about the guide itself; a list item labelled by one ("Here are the key
+    skills: SQL") is judged by its own words."""
+    label, sep, item = sentence.partition(": ")
+    return bool(_SIGNPOST_RE.search((item if sep and item.strip() else label).strip()))
 
 
 def _stored_vectors(index: Index | None, hit: Hit, n: int) -> np.ndarray | None:

@@ -187,6 +187,24 @@ def test_answer_cites_passages_it_quotes(retriever: Retriever, fake_embedder):
         assert sentence.text.rstrip(".").split(": ")[-1][:20] in cited
 
 
+@pytest.mark.parametrize(
+    ("sentence", "signpost"),
+    [
+        ("Here are the key soft skills essential for success:", True),
+        ("This overview provides a foundation for the subsequent sections.", True),
+        ("Details follow in the following sections.", True),
+        # A list item labelled by a signpost is judged by its own words.
+        ("Here are the key soft skills: Communication with stakeholders", False),
+        ("Communication: Translate complex technical concepts.", False),
+        ("This role pays well.", False),
+    ],
+)
+def test_signposts_are_sentences_about_the_guide_itself(sentence: str, signpost: bool):
+    from rag.answer import _signpost
+
+    assert _signpost(sentence) is signpost
+
+
 # --------------------------------------------------------------------------- real model
 
 
@@ -197,6 +215,17 @@ def test_fraud_skills_question_returns_the_fraud_guide_first(real_retriever: Ret
     assert hits[0].citation()["title"] == "ML Fraud Detection Engineer"
     # The question names the fraud role: other roles' skill lists must not crowd in.
     assert {h.chunk.doc_id for h in hits[:3]} == {"ml-fraud-detection-engineer"}
+
+
+@pytest.mark.slow
+def test_real_answer_quotes_no_signpost(real_retriever: Retriever):
+    """The fraud guide's "This overview provides a foundation for understanding ..." matches
+    a question about the role and used to be quoted as part of the answer."""
+    query = "What skills does an ML fraud engineer need?"
+    result = real_retriever.search(query, k=5)
+    answer = real_retriever.answer(result)
+    assert answer.sentences
+    assert not any("overview" in s.text.lower() for s in answer.sentences), answer.text
 
 
 @pytest.mark.slow
