@@ -22,10 +22,12 @@ _QUANTITY_RE = re.compile(
 )
 _NUMBER_RE = re.compile(r"\$\s?\d|\d+(?:[.,]\d+)*\s?(?:%|percent|k\b|billion|million)|\d{2,}")
 # Signposts talk about the guide, not the role ("Here are the key soft skills:", "This overview
-# provides a foundation for ... subsequent sections"): they match a question's words and answer
-# nothing, so they only get in when nothing else is close.
+# provides a foundation for ... subsequent sections", "By adhering to these best practices, ..."
+# closing a list): they match a question's words and answer nothing on their own, so they only
+# get in when nothing else is close.
 _SIGNPOST_RE = re.compile(
-    r"^(?:here(?:'s|’s| is| are)\b|this (?:overview|guide|section|article|document|summary)\b)"
+    r"^(?:here(?:'s|’s| is| are)\b|this (?:overview|guide|section|article|document|summary)\b"
+    r"|by (?:\w+ly\s+)?\w+ing (?:(?:to|on|with|from) )?(?:these|those|this|the above)\b)"
     r"|\b(?:subsequent|following|next|later) sections\b",
     re.IGNORECASE,
 )

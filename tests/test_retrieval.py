@@ -193,6 +193,9 @@ def test_answer_cites_passages_it_quotes(retriever: Retriever, fake_embedder):
         ("Here are the key soft skills essential for success:", True),
         ("This overview provides a foundation for the subsequent sections.", True),
         ("Details follow in the following sections.", True),
+        ("By adhering to these best practices, engineers ship reliable systems.", True),
+        ("By proactively addressing these challenges, teams improve.", True),
+        ("By 2027 the market will reach $117 billion.", False),
         # A list item labelled by a signpost is judged by its own words.
         ("Here are the key soft skills: Communication with stakeholders", False),
         ("Communication: Translate complex technical concepts.", False),
