@@ -85,10 +85,11 @@ class Lab:
             queries = []
             for q in load_questions(path):
                 text = query_for(q, subjects)
-                bm = np.zeros(self.n)
+                # BM25 scores every chunk once; both candidate lists are cut from that.
+                scores = self.retriever._bm25_scores(text, None)
+                bm = np.zeros(self.n) if scores is None else np.asarray(scores, dtype=float)
                 bm_order = np.full(self.n, -1e9)
-                for pos, (row, score) in enumerate(self.retriever._bm25(text, self.n, None)):
-                    bm[row] = score
+                for pos, (row, _) in enumerate(Retriever._bm25_top(scores, self.n)):
                     bm_order[row] = -pos  # Retriever's order, ties included
                 evidence = [normalise(e) for e in q.evidence]
                 rel = np.array([any(e in normalise(c.text) for e in evidence) for c in self.chunks])
@@ -96,7 +97,7 @@ class Lab:
                 lists = {
                     "dense": self.retriever._dense(vector, CANDIDATES, None),
                     "sentence": self.retriever._sentence(vector, CANDIDATES, None),
-                    "bm25": self.retriever._bm25(text, CANDIDATES, None),
+                    "bm25": Retriever._bm25_top(scores, CANDIDATES),
                 }
                 dense, sent = self._order(lists["dense"]), self._order(lists["sentence"])
                 queries.append(

@@ -277,9 +277,6 @@ class Retriever:
                 best[row] = float(score)
         return list(best.items())[:n]
 
-    def _bm25(self, query: str, n: int, rows: np.ndarray | None) -> list[tuple[int, float]]:
-        return self._bm25_top(self._bm25_scores(query, rows), n)
-
     def _bm25_scores(self, query: str, rows: np.ndarray | None) -> np.ndarray | None:
         """BM25 score of every chunk (0 outside ``rows``); None when no query term is indexable."""
         bm25s = import_bm25s()
