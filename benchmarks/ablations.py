@@ -228,6 +228,36 @@ def zscore(
     return out
 
 
+def zfuse(
+    lab: Lab,
+    q: Query,
+    dense: np.ndarray,
+    sentences: np.ndarray,
+    bm25: np.ndarray | None,
+    owners: np.ndarray | None = None,
+) -> np.ndarray:
+    """The shipped z-score fusion over full score arrays (a cosine per passage, a cosine per
+    sentence, a BM25 score per passage), each cut to candidates as Retriever cuts them."""
+    owners = lab.owners if owners is None else owners
+    order = np.argsort(-dense, kind="stable")[:CANDIDATES]
+    best: dict[int, float] = {}
+    for i in np.argsort(-sentences, kind="stable")[: CANDIDATES * 6]:
+        best.setdefault(int(owners[i]), float(sentences[i]))
+    lists = {
+        "dense": [(int(i), float(dense[i])) for i in order],
+        "sentence": list(best.items())[:CANDIDATES],
+        "bm25": Retriever._bm25_top(bm25, CANDIDATES),
+    }
+    rows = np.unique(np.concatenate([[r for r, _ in ls] for ls in lists.values()]).astype(int))
+    fused = Retriever._zscore_sum(rows, lists, {"dense": 1.0, "sentence": 1.5, "bm25": 1.0}, bm25)
+    doc = lab.retriever.named_document(q.text)
+    if doc is not None:
+        fused += np.where(np.isin(rows, lab.retriever.rows_for_doc(doc)), 1.0, 0.0)
+    out = np.full(lab.n, -1e9)
+    out[rows] = fused
+    return out
+
+
 def shipped(lab: Lab, q: Query) -> np.ndarray:
     """What `rag` ships: z-score fusion of passage vectors, best sentence vectors and BM25
     (weights 1 : 1.5 : 1), plus a bonus for the passages of the guide whose role the query
@@ -430,6 +460,113 @@ def v_maxsim(lab: Lab, weight: float):
     return fn
 
 
+def v_hubness(lab: Lab, k: int, weight: float):
+    """Hubness reduction (as CSLS, Lample et al., 2018): each passage's and sentence's cosine
+    minus ``weight`` times its mean cosine to the k nearest sentences of other passages, so
+    generic text that is close to everything stops winning near-ties."""
+    chunks, owners = lab.chunks, lab.owners
+    near = np.array([[_duplicate(a, b) for b in chunks] for a in chunks])  # incl. itself
+    to_sentences = np.where(near[:, owners], -1.0, lab.passages @ lab.sentences.T)
+    between = np.where(near[owners][:, owners], -1.0, lab.sentences @ lab.sentences.T)
+    hub_p = np.sort(to_sentences, axis=1)[:, -k:].mean(1)
+    hub_s = np.sort(between, axis=1)[:, -k:].mean(1)
+
+    def fn(q: Query) -> np.ndarray:
+        dense = lab.passages @ q.vector - weight * hub_p
+        sentences = lab.sentences @ q.vector - weight * hub_s
+        return zfuse(lab, q, dense, sentences, q.bm25 if q.bm25.any() else None)
+
+    return fn
+
+
+def v_role_stripped(lab: Lab, mix: float):
+    """When the query names one guide (which the bonus already favours), embed it half with the
+    role replaced by "they", so the role's name stops pulling in passages that repeat it."""
+    from rag.chat import SubjectFinder
+
+    finder = SubjectFinder([d.title for d in lab.retriever.index.documents()])
+    cache: dict[str, np.ndarray] = {}
+
+    def fn(q: Query) -> np.ndarray:
+        if lab.retriever.named_document(q.text) is None:
+            return shipped(lab, q)
+        if q.text not in cache:
+            text, pos = "", 0
+            for span in finder.find(q.text):
+                text += q.text[pos : span.start] + "they"
+                pos = span.end
+            cache[q.text] = lab.retriever.encode([text + q.text[pos:]])[0]
+        v = mix * cache[q.text] + (1 - mix) * q.vector
+        v = v / np.linalg.norm(v)
+        return zfuse(lab, q, lab.passages @ v, lab.sentences @ v, q.bm25 if q.bm25.any() else None)
+
+    return fn
+
+
+def v_summaries_to_parent(lab: Lab):
+    """A closing summary glued to a part's last subsection ("By adhering to these best
+    practices, ...") is about the whole part: embed and index it with the part's introduction."""
+    from rag.chunking import _GLUE_RE
+    from rag.index import build_bm25
+
+    texts = [c.embedding_text() for c in lab.chunks]
+    sentences: list[tuple[str, int]] = []
+    moved: dict[int, list[str]] = {}
+    for row, c in enumerate(lab.chunks):
+        body, summaries = [], []
+        for line in c.text.split("\n"):
+            head, *tail = _GLUE_RE.split(line.rstrip())
+            body.append(head)
+            summaries += [t.strip() for t in tail]
+        parent = next(
+            (
+                j
+                for j, d in enumerate(lab.chunks)
+                if d.doc_id == c.doc_id and d.section_path == c.section_path[:-1]
+            ),
+            None,
+        )
+        if summaries and parent is not None:
+            text = "\n".join(body)
+            texts[row] = f"{c.section}\n{text}"
+            moved.setdefault(parent, []).extend(summaries)
+        else:
+            text = c.text
+        sentences += [(f"{c.section}: {s}", row) for s in passage_sentences(text) or [text]]
+    for row, summaries in moved.items():
+        texts[row] += "\n" + " ".join(summaries)
+        sentences += [(f"{lab.chunks[row].section}: {s}", row) for s in summaries]
+    passages = lab.retriever.encode(texts)
+    vectors = lab.retriever.encode([t for t, _ in sentences])
+    owners = np.array([row for _, row in sentences])
+    bm = build_bm25(texts)
+
+    def fn(q: Query) -> np.ndarray:
+        terms = list(lab.terms(q.text))
+        b = np.asarray(bm.get_scores(terms)) if terms else None
+        return zfuse(lab, q, passages @ q.vector, vectors @ q.vector, b, owners)
+
+    return fn
+
+
+def v_bm25(lab: Lab, k1: float, b: float, path_twice: bool = False):
+    """The shipped fusion with BM25 built with other parameters or the heading path twice."""
+    bm25s = lab.bm25s
+    texts = [(f"{c.section}\n" if path_twice else "") + c.embedding_text() for c in lab.chunks]
+    tokens = bm25s.tokenize(
+        texts, stopwords=BM25_PARAMS["stopwords"], stemmer=lab.stemmer, show_progress=False
+    )
+    bm = bm25s.BM25(k1=k1, b=b, method=BM25_PARAMS["method"])
+    bm.index(tokens, show_progress=False)
+
+    def fn(q: Query) -> np.ndarray:
+        terms = list(lab.terms(q.text))
+        scores = np.asarray(bm.get_scores(terms)) if terms else None
+        return zfuse(lab, q, lab.passages @ q.vector, lab.sentences @ q.vector, scores)
+
+    return fn
+
+
 def merged_sections(lab: Lab, max_chars: int) -> list[tuple[Chunk, list[Chunk]]]:
     """Consecutive small sibling sections packed into one passage of at most max_chars."""
     from collections import Counter
@@ -614,6 +751,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("z-score fusion, weights 1 : 2 : 1", lambda q: zscore(lab, q, (1, 2, 1))),
         ("z-score fusion without the bonus for the named guide", lambda q: zscore(lab, q, role=0.0)),
         ("z-score fusion, named-guide bonus 0.5", lambda q: zscore(lab, q, role=0.5)),
+        ("z-score fusion, hubness reduction on both vector rankings (CSLS-style, k=10, weight 0.25)", v_hubness(lab, 10, 0.25)),
+        ("z-score fusion, query embedded half with the named role replaced by \"they\"", v_role_stripped(lab, 0.5)),
+        ("z-score fusion, closing summaries moved from a part's last subsection to its introduction", v_summaries_to_parent(lab)),
+        ("z-score fusion, BM25 k1=0.9, b=0.4", v_bm25(lab, 0.9, 0.4)),
+        ("z-score fusion, BM25 with the heading path counted twice", v_bm25(lab, 1.2, 0.75, path_twice=True)),
         ("previously shipped: RRF (k=60) of the same rankings + one vote for the named guide", lambda q: previous(lab, q)),
         ("RRF without the vote for the named guide", lambda q: rrf(lab.base(q))),
         ("RRF constant k=10", v_fusion(lab, (1, 1, 1), 10)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.ablations import Lab, check_shipped, score, shipped
+from benchmarks.ablations import Lab, check_shipped, ranked_rows, score, shipped, zfuse
 from rag.config import Settings
 from rag.evaluation import compare, load_questions
 from tests.conftest import CORPUS
@@ -20,3 +20,15 @@ def test_ablation_lab_reproduces_the_shipped_hybrid_ranking(real_index_dir: Path
         (report,) = compare(lab.retriever, load_questions(DATA / file), ["hybrid"])
         assert (ours.hit1, ours.hit5) == (report.hit_at_1, report.hit_at_5)
         assert abs(ours.mrr - report.mrr_at_10) < 1e-9
+
+
+def test_ablation_fusion_over_full_score_arrays_matches_the_shipped_one(
+    real_index_dir: Path,
+) -> None:
+    # Variants that re-embed or re-index rank through zfuse; on the shipped inputs it must give
+    # the shipped ranking, or their rows would measure the fusion code, not the idea.
+    lab = Lab(Settings(index_dir=real_index_dir, corpus_dir=CORPUS))
+    for q in lab.sets["dev"] + lab.sets["own"]:
+        bm25 = q.bm25 if q.bm25.any() else None
+        ours = zfuse(lab, q, lab.passages @ q.vector, lab.sentences @ q.vector, bm25)
+        assert ranked_rows(lab.chunks, ours) == ranked_rows(lab.chunks, shipped(lab, q)), q.id
