@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.chunking import passage_sentences
+from rag.chunking import list_titles, passage_sentences
 from rag.embedding import Embedder
 from rag.index import Index
 from rag.retrieval import Hit
@@ -91,7 +91,12 @@ def build_answer(
     scores = sv @ q - 0.03 * np.array([ref - 1 for _, ref in cands], dtype=np.float32)
     if _QUANTITY_RE.search(query):
         scores += 0.15 * np.array([bool(_NUMBER_RE.search(s)) for s, _ in cands], dtype=np.float32)
-    scores -= 0.2 * np.array([_signpost(s) for s, _ in cands], dtype=np.float32)
+    # A numbered title over a list ("Data Preparation and Analysis") is passed over like a
+    # signpost: its items say what it means.
+    titles = {hit.rank: list_titles(hit.chunk.text) for hit in top}
+    scores -= 0.2 * np.array(
+        [_signpost(s) or s in titles[ref] for s, ref in cands], dtype=np.float32
+    )
     order = np.argsort(-scores, kind="stable")
     chosen: list[int] = []
     best = float(scores[order[0]])

@@ -125,6 +125,22 @@ def passage_sentences(text: str, min_chars: int = 25) -> list[str]:
     return out
 
 
+def list_titles(text: str) -> set[str]:
+    """Numbered lines that only title the bullets below them ("1. Collaboration and
+    Communication" over "• Work closely with cross-functional teams"), cleaned as
+    ``passage_sentences`` cleans them: alone they name a topic and answer nothing."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    out = set()
+    for line, below in zip(lines, lines[1:], strict=False):
+        marker = _LINE_MARK_RE.match(below)
+        if not _NUMBERED_RE.match(line) or marker is None or marker.group().strip()[0].isdigit():
+            continue
+        title = _MARKDOWN_RE.sub("", _LINE_MARK_RE.sub("", line)).strip()
+        if len(title) <= 80 and not re.search(r"[.!?:;,]$", title):
+            out.add(title)
+    return out
+
+
 def _first_line_indent(lines: list[str]) -> int:
     """A passage starts mid-line, its own indent cut off: borrow that of its siblings."""
     marker = _LINE_MARK_RE.match(lines[0])

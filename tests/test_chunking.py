@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from rag.chunking import HARD_MAX_CHARS, ChunkerSettings, chunk_documents, passage_sentences
+from rag.chunking import (
+    HARD_MAX_CHARS,
+    ChunkerSettings,
+    chunk_documents,
+    list_titles,
+    passage_sentences,
+)
 from rag.documents import load_corpus, parse_source
 from tests.conftest import CORPUS
 
@@ -114,6 +120,22 @@ def test_sibling_labels_do_not_nest_when_the_passage_starts_at_the_first():
         "Entry-Level: Range: $70,000 to $132,000",
         "Senior-Level: Average: $189,477",
     ]
+
+
+def test_list_titles_are_numbered_lines_over_bullets_with_no_sentence_of_their_own():
+    text = (
+        "  1. Data Preparation and Analysis\n"
+        "  • Collect, preprocess, and transform large datasets\n"
+        "  1. **Model Building**\n"
+        "  • Train models\n"
+        "  2. Deploy models to production environments.\n"  # a sentence, not a title
+        "  • Monitor them\n"
+        "  3. Entry-Level (0-2 years):\n"  # a label: its items carry it already
+        "  • Range: $70,000 to $132,000\n"
+        "  4. Evaluation and Metrics\n"  # nothing under it
+        "  5. Last numbered line"
+    )
+    assert list_titles(text) == {"Data Preparation and Analysis", "Model Building"}
 
 
 def test_passage_sentences_split_inline_lists_and_strip_markdown():

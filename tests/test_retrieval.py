@@ -232,6 +232,21 @@ def test_real_answer_quotes_no_signpost(real_retriever: Retriever):
 
 
 @pytest.mark.slow
+def test_real_answer_quotes_items_not_the_titles_over_them(real_retriever: Retriever):
+    """The responsibilities list is grouped under numbered titles ("1. Data Preparation and
+    Analysis"); answers used to quote those titles as if they said something."""
+    from rag.chunking import list_titles
+
+    query = "What are the core responsibilities of a machine learning engineer?"
+    result = real_retriever.search(query, k=5)
+    titles = set().union(*(list_titles(h.chunk.text) for h in result.hits))
+    assert "Data Preparation and Analysis" in titles  # the passages do have such titles
+    answer = real_retriever.answer(result)
+    assert len(answer.sentences) >= 2
+    assert not any(s.text.rstrip(".") in titles for s in answer.sentences), answer.text
+
+
+@pytest.mark.slow
 def test_real_answer_has_two_to_four_cited_sentences(real_retriever: Retriever):
     query = "What is the salary for a senior ML engineer?"
     hits = real_retriever.search(query, k=5).hits
