@@ -101,6 +101,13 @@ _BULLET_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
 _LABEL_RE = re.compile(r"^([^:.;,]{2,60}?):\s")
 # A comma inside a number ("$157,969") has no space after it, so it separates nothing.
 _LIST_SPLIT_RE = re.compile(r"\s*(?:[,;]\s+(?:and\s+|or\s+)?|\s+(?:and|or)\s+)", re.I)
+# "Skills include Python, SQL and Spark": the words that introduce an enumeration are not
+# part of its first item (the last such phrase counts: greedy).
+_LEAD_IN_RE = re.compile(
+    r"^.*\b(?:includ(?:e|es|ing)|such\s+as|like|are|is|cover(?:s|ing)?|involv(?:e|es|ing)"
+    r"|requir(?:e|es|ing)|needs?|span(?:s|ning)?)\s+(?=\S)",
+    re.I,
+)
 
 _ROLE_NOUNS = r"(?:role|job|position|career|profession|occupation|title|line\s+of\s+work)s?"
 # "the job" is a weak reference: in "the job outlook for ML engineers" it is that question's
@@ -513,6 +520,8 @@ def listed_items(answer: str) -> list[str]:
         body = sentence.split(":", 1)[1] if _LABEL_RE.match(sentence) else sentence
         parts = [_item(p) for p in _LIST_SPLIT_RE.split(body.strip().rstrip(".!?"))]
         parts = [p for p in parts if p]
+        if len(parts) >= 2:
+            parts[0] = _item(_LEAD_IN_RE.sub("", parts[0]))
         if len(parts) > len(best):
             best = parts
     return best if len(best) >= 2 else []

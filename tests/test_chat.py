@@ -213,6 +213,20 @@ def after_answer(question: str, answer: str, follow_up: str) -> str:
             "- Docker\n- Kubernetes: containers at scale\n- MLflow",
             ["Docker", "Kubernetes", "MLflow"],
         ),
+        # The words introducing an enumeration are not its first item.
+        (
+            "Key skills include Python, SQL and Spark. [1]",
+            ["Python", "SQL", "Spark"],
+        ),
+        (
+            "Common challenges are data drift, model decay, and scaling. [2]",
+            ["data drift", "model decay", "scaling"],
+        ),
+        (
+            "Fraud systems use methods such as supervised learning, anomaly detection and "
+            "graph analysis. [1]",
+            ["supervised learning", "anomaly detection", "graph analysis"],
+        ),
         # A number's comma separates nothing, and one thing is no list.
         ("The average base salary is $157,969 to $161,321. [1]", []),
     ],
