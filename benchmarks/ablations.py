@@ -213,13 +213,21 @@ def rrf(
 
 
 def zscore(
-    lab: Lab, q: Query, weights: Sequence[float] = (1.0, 1.5, 1.0), role: float = 1.0
+    lab: Lab,
+    q: Query,
+    weights: Sequence[float] = (1.0, 1.5, 1.0),
+    role: float = 1.0,
+    lists: dict[str, list[tuple[int, float]]] | None = None,
+    bm25: np.ndarray | None = None,
 ) -> np.ndarray:
     """Score fusion as Retriever does it: the weighted mean of each ranking's z-scores over the
-    candidates (Retriever._zscore_sum), plus ``role`` for the named guide's passages."""
-    rows = np.unique(np.concatenate([[r for r, _ in ls] for ls in q.lists.values()]).astype(int))
+    candidates (Retriever._zscore_sum), plus ``role`` for the named guide's passages. The
+    candidate lists and BM25 scores are the query's own unless given."""
+    lists = q.lists if lists is None else lists
+    bm25 = q.bm25 if bm25 is None else bm25
+    rows = np.unique(np.concatenate([[r for r, _ in ls] for ls in lists.values()]).astype(int))
     named = dict(zip(("dense", "sentence", "bm25"), weights, strict=True))
-    fused = Retriever._zscore_sum(rows, q.lists, named, q.bm25)
+    fused = Retriever._zscore_sum(rows, lists, named, bm25)
     doc = lab.retriever.named_document(q.text)
     if doc is not None:
         fused += np.where(np.isin(rows, lab.retriever.rows_for_doc(doc)), role, 0.0)
@@ -233,7 +241,7 @@ def zfuse(
     q: Query,
     dense: np.ndarray,
     sentences: np.ndarray,
-    bm25: np.ndarray | None,
+    bm25: np.ndarray,
     owners: np.ndarray | None = None,
 ) -> np.ndarray:
     """The shipped z-score fusion over full score arrays (a cosine per passage, a cosine per
@@ -246,16 +254,10 @@ def zfuse(
     lists = {
         "dense": [(int(i), float(dense[i])) for i in order],
         "sentence": list(best.items())[:CANDIDATES],
+        # No matching term: all zeros, an empty list, and BM25 sits the fusion out.
         "bm25": Retriever._bm25_top(bm25, CANDIDATES),
     }
-    rows = np.unique(np.concatenate([[r for r, _ in ls] for ls in lists.values()]).astype(int))
-    fused = Retriever._zscore_sum(rows, lists, {"dense": 1.0, "sentence": 1.5, "bm25": 1.0}, bm25)
-    doc = lab.retriever.named_document(q.text)
-    if doc is not None:
-        fused += np.where(np.isin(rows, lab.retriever.rows_for_doc(doc)), 1.0, 0.0)
-    out = np.full(lab.n, -1e9)
-    out[rows] = fused
-    return out
+    return zscore(lab, q, lists=lists, bm25=bm25)
 
 
 def shipped(lab: Lab, q: Query) -> np.ndarray:
@@ -474,7 +476,7 @@ def v_hubness(lab: Lab, k: int, weight: float):
     def fn(q: Query) -> np.ndarray:
         dense = lab.passages @ q.vector - weight * hub_p
         sentences = lab.sentences @ q.vector - weight * hub_s
-        return zfuse(lab, q, dense, sentences, q.bm25 if q.bm25.any() else None)
+        return zfuse(lab, q, dense, sentences, q.bm25)
 
     return fn
 
@@ -498,7 +500,7 @@ def v_role_stripped(lab: Lab, mix: float):
             cache[q.text] = lab.retriever.encode([text + q.text[pos:]])[0]
         v = mix * cache[q.text] + (1 - mix) * q.vector
         v = v / np.linalg.norm(v)
-        return zfuse(lab, q, lab.passages @ v, lab.sentences @ v, q.bm25 if q.bm25.any() else None)
+        return zfuse(lab, q, lab.passages @ v, lab.sentences @ v, q.bm25)
 
     return fn
 
@@ -543,7 +545,7 @@ def v_summaries_to_parent(lab: Lab):
 
     def fn(q: Query) -> np.ndarray:
         terms = list(lab.terms(q.text))
-        b = np.asarray(bm.get_scores(terms)) if terms else None
+        b = np.asarray(bm.get_scores(terms)) if terms else np.zeros(lab.n)
         return zfuse(lab, q, passages @ q.vector, vectors @ q.vector, b, owners)
 
     return fn
@@ -551,17 +553,14 @@ def v_summaries_to_parent(lab: Lab):
 
 def v_bm25(lab: Lab, k1: float, b: float, path_twice: bool = False):
     """The shipped fusion with BM25 built with other parameters or the heading path twice."""
-    bm25s = lab.bm25s
+    from rag.index import build_bm25
+
     texts = [(f"{c.section}\n" if path_twice else "") + c.embedding_text() for c in lab.chunks]
-    tokens = bm25s.tokenize(
-        texts, stopwords=BM25_PARAMS["stopwords"], stemmer=lab.stemmer, show_progress=False
-    )
-    bm = bm25s.BM25(k1=k1, b=b, method=BM25_PARAMS["method"])
-    bm.index(tokens, show_progress=False)
+    bm = build_bm25(texts, {**BM25_PARAMS, "k1": k1, "b": b})
 
     def fn(q: Query) -> np.ndarray:
         terms = list(lab.terms(q.text))
-        scores = np.asarray(bm.get_scores(terms)) if terms else None
+        scores = np.asarray(bm.get_scores(terms)) if terms else np.zeros(lab.n)
         return zfuse(lab, q, lab.passages @ q.vector, lab.sentences @ q.vector, scores)
 
     return fn

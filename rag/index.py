@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,17 +203,17 @@ def filtered_search_params(index: Any, ids: np.ndarray, k: int = 0) -> Any:
     return faiss.SearchParameters(sel=selector)
 
 
-def build_bm25(texts: Sequence[str]) -> Any:
-    """A bm25s index over ``texts`` with English stopwords and stemming."""
+def build_bm25(texts: Sequence[str], params: Mapping[str, Any] = BM25_PARAMS) -> Any:
+    """A bm25s index over ``texts`` with ``params`` (English stopwords and stemming)."""
     import Stemmer
 
     bm25s = import_bm25s()
 
-    stemmer = Stemmer.Stemmer(BM25_PARAMS["stemmer"])
+    stemmer = Stemmer.Stemmer(params["stemmer"])
     tokens = bm25s.tokenize(
-        list(texts), stopwords=BM25_PARAMS["stopwords"], stemmer=stemmer, show_progress=False
+        list(texts), stopwords=params["stopwords"], stemmer=stemmer, show_progress=False
     )
-    bm25 = bm25s.BM25(k1=BM25_PARAMS["k1"], b=BM25_PARAMS["b"], method=BM25_PARAMS["method"])
+    bm25 = bm25s.BM25(k1=params["k1"], b=params["b"], method=params["method"])
     bm25.index(tokens, show_progress=False)
     return bm25
 
