@@ -97,7 +97,7 @@ def passage_sentences(text: str, min_chars: int = 25) -> list[str]:
         outer = labels[-1][1] if labels else ""
         label = ""
         for piece in _INLINE_SPLIT_RE.split(line):
-            piece = _MARKDOWN_RE.sub("", _LINE_MARK_RE.sub("", piece)).strip()
+            piece = _clean(piece)
             if not piece:
                 continue
             next_label = ""
@@ -132,13 +132,18 @@ def list_titles(text: str) -> set[str]:
     lines = [line for line in text.split("\n") if line.strip()]
     out = set()
     for line, below in zip(lines, lines[1:], strict=False):
-        marker = _LINE_MARK_RE.match(below)
-        if not _NUMBERED_RE.match(line) or marker is None or marker.group().strip()[0].isdigit():
+        bullet_below = bool(_LINE_MARK_RE.match(below)) and not _NUMBERED_RE.match(below)
+        if not _NUMBERED_RE.match(line) or not bullet_below:
             continue
-        title = _MARKDOWN_RE.sub("", _LINE_MARK_RE.sub("", line)).strip()
+        title = _clean(line)
         if len(title) <= 80 and not re.search(r"[.!?:;,]$", title):
             out.add(title)
     return out
+
+
+def _clean(piece: str) -> str:
+    """A line or piece without its list marker and markdown emphasis."""
+    return _MARKDOWN_RE.sub("", _LINE_MARK_RE.sub("", piece)).strip()
 
 
 def _first_line_indent(lines: list[str]) -> int:
