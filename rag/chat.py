@@ -518,10 +518,9 @@ def listed_items(answer: str) -> list[str]:
     best: list[str] = []
     for sentence in sentences:
         body = sentence.split(":", 1)[1] if _LABEL_RE.match(sentence) else sentence
-        parts = [_item(p) for p in _LIST_SPLIT_RE.split(body.strip().rstrip(".!?"))]
-        parts = [p for p in parts if p]
-        if len(parts) >= 2:
-            parts[0] = _item(_LEAD_IN_RE.sub("", parts[0]))
+        pieces = _LIST_SPLIT_RE.split(body.strip().rstrip(".!?"))
+        pieces[0] = _LEAD_IN_RE.sub("", pieces[0])
+        parts = [p for p in map(_item, pieces) if p]
         if len(parts) > len(best):
             best = parts
     return best if len(best) >= 2 else []
