@@ -21,11 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunking import Chunk, passage_sentences
 from rag.config import Settings
 from rag.evaluation import load_questions, normalise, query_for
-from rag.index import BM25_PARAMS, import_bm25s
-from rag.retrieval import Retriever, _duplicate
+from rag.index.lexical import BM25_PARAMS, import_bm25s
+from rag.ingest.chunking import Chunk
+from rag.ingest.profiles import profile_for
+from rag.ingest.sentences import passage_sentences
+from rag.search.fusion import zscore_sum
+from rag.search.retriever import Retriever, _duplicate
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = {
@@ -221,13 +224,13 @@ def zscore(
     bm25: np.ndarray | None = None,
 ) -> np.ndarray:
     """Score fusion as Retriever does it: the weighted mean of each ranking's z-scores over the
-    candidates (Retriever._zscore_sum), plus ``role`` for the named guide's passages. The
+    candidates (rag.search.fusion.zscore_sum), plus ``role`` for the named guide's passages. The
     candidate lists and BM25 scores are the query's own unless given."""
     lists = q.lists if lists is None else lists
     bm25 = q.bm25 if bm25 is None else bm25
     rows = np.unique(np.concatenate([[r for r, _ in ls] for ls in lists.values()]).astype(int))
     named = dict(zip(("dense", "sentence", "bm25"), weights, strict=True))
-    fused = Retriever._zscore_sum(rows, lists, named, bm25)
+    fused = zscore_sum(rows, lists, named, bm25)
     doc = lab.retriever.named_document(q.text)
     if doc is not None:
         fused += np.where(np.isin(rows, lab.retriever.rows_for_doc(doc)), role, 0.0)
@@ -436,7 +439,7 @@ def v_sentence_lse(lab: Lab):
 def v_maxsim(lab: Lab, weight: float):
     """A fourth ranking: token-level late interaction (mean over query tokens of the best
     passage token cosine) from the same model's token embeddings."""
-    from rag.embedding import load_query_embedder
+    from rag.models.query import load_query_embedder
 
     # The index's query model through sentence-transformers: ONNX gives pooled vectors only.
     torch_settings = lab.settings.model_copy(update={"query_backend": "torch"})
@@ -484,7 +487,7 @@ def v_hubness(lab: Lab, k: int, weight: float):
 def v_role_stripped(lab: Lab, mix: float):
     """When the query names one guide (which the bonus already favours), embed it half with the
     role replaced by "they", so the role's name stops pulling in passages that repeat it."""
-    from rag.chat import SubjectFinder
+    from rag.search.subjects import SubjectFinder
 
     finder = SubjectFinder([d.title for d in lab.retriever.index.documents()])
     cache: dict[str, np.ndarray] = {}
@@ -508,8 +511,8 @@ def v_role_stripped(lab: Lab, mix: float):
 def v_summaries_to_parent(lab: Lab):
     """A closing summary glued to a part's last subsection ("By adhering to these best
     practices, ...") is about the whole part: embed and index it with the part's introduction."""
-    from rag.chunking import _GLUE_RE
-    from rag.index import build_bm25
+    from rag.index.lexical import build_bm25
+    from rag.ingest.profiles import _GLUE_RE
 
     texts = [c.embedding_text() for c in lab.chunks]
     sentences: list[tuple[str, int]] = []
@@ -534,7 +537,10 @@ def v_summaries_to_parent(lab: Lab):
             moved.setdefault(parent, []).extend(summaries)
         else:
             text = c.text
-        sentences += [(f"{c.section}: {s}", row) for s in passage_sentences(text) or [text]]
+        sentences += [
+            (f"{c.section}: {s}", row)
+            for s in passage_sentences(text, profile=profile_for(c.source)) or [text]
+        ]
     for row, summaries in moved.items():
         texts[row] += "\n" + " ".join(summaries)
         sentences += [(f"{lab.chunks[row].section}: {s}", row) for s in summaries]
@@ -553,7 +559,7 @@ def v_summaries_to_parent(lab: Lab):
 
 def v_bm25(lab: Lab, k1: float, b: float, path_twice: bool = False):
     """The shipped fusion with BM25 built with other parameters or the heading path twice."""
-    from rag.index import build_bm25
+    from rag.index.lexical import build_bm25
 
     texts = [(f"{c.section}\n" if path_twice else "") + c.embedding_text() for c in lab.chunks]
     bm = build_bm25(texts, {**BM25_PARAMS, "k1": k1, "b": b})
@@ -570,7 +576,7 @@ def merged_sections(lab: Lab, max_chars: int) -> list[tuple[Chunk, list[Chunk]]]
     """Consecutive small sibling sections packed into one passage of at most max_chars."""
     from collections import Counter
 
-    from rag.documents import load_corpus
+    from rag.ingest.loader import load_corpus
 
     docs, _ = load_corpus(Path(lab.settings.corpus_dir))
     source = {d.source: d.text for d in docs}
@@ -611,12 +617,12 @@ def run_merged(lab: Lab, max_chars: int) -> dict[str, Score]:
     sent_texts, owners = [], []
     for row, (_, parts) in enumerate(groups):
         for part in parts:  # sentences keep their own subsection as context
-            for s in passage_sentences(part.text) or [part.text]:
+            for s in passage_sentences(part.text, profile=profile_for(part.source)) or [part.text]:
                 sent_texts.append(f"{part.section}: {s}")
                 owners.append(row)
     sent = lab.retriever.encode(sent_texts)
     owner = np.asarray(owners)
-    from rag.index import build_bm25
+    from rag.index.lexical import build_bm25
 
     bm = build_bm25([c.embedding_text() for c in chunks])
 
@@ -640,8 +646,8 @@ def run_unadapted(settings: Settings) -> dict[str, Score]:
     """The shipped ranking over an index built with the base model, not adapted."""
     import tempfile
 
-    from rag.embedding import load_embedder
     from rag.index import build_index
+    from rag.models.embedder import load_embedder
 
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = Path(tmp) / "index"

@@ -25,8 +25,8 @@ WHAT = (
 
 def chunk_texts(corpus: Path) -> list[str]:
     """The texts ``rag index`` embeds for the chunks of ``corpus`` (not the sentences)."""
-    from rag.chunking import ChunkerSettings, chunk_documents
-    from rag.documents import load_corpus
+    from rag.ingest.chunking import ChunkerSettings, chunk_documents
+    from rag.ingest.loader import load_corpus
 
     docs, _ = load_corpus(corpus)
     return [c.embedding_text() for c in chunk_documents(docs, ChunkerSettings())]
@@ -38,22 +38,22 @@ def measure(
     """Time one floor; single-query floors return percentiles, batch floors queries/s."""
     q = queries
     if what.startswith("st"):
-        from rag.embedding import SentenceTransformerEmbedder
+        from rag.models.embedder import SentenceTransformerEmbedder
 
         model = SentenceTransformerEmbedder().model
         single = lambda i: model.encode([q[i % len(q)]])  # noqa: E731
         batch = lambda i: model.encode(q[:64], batch_size=64)  # noqa: E731
     elif what.startswith("onnx"):
-        from rag.onnx_embedder import OnnxEmbedder
+        from rag.models.onnx import OnnxEmbedder
 
         embedder = OnnxEmbedder(index_dir / "onnx", batch_size=64)
         single = lambda i: embedder.embed([q[i % len(q)]])  # noqa: E731
         batch = lambda i: embedder.embed(q[:64])  # noqa: E731
     else:
         from rag.config import Settings
-        from rag.embedding import load_query_embedder
         from rag.index import load_index
-        from rag.retrieval import Retriever
+        from rag.models.query import load_query_embedder
+        from rag.search.retriever import Retriever
 
         index = load_index(index_dir)
         backend = what.removeprefix("search-")

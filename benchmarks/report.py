@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rag.index import APPROXIMATE_KIND
+from rag.index.ann import APPROXIMATE_KIND
 
 
 def _f(x: Any, nd: int = 1) -> str:

@@ -64,7 +64,7 @@ class Bench:
 
     def ensure_index(self) -> Path:
         """The real corpus indexed with the real model by `rag index` (reused while fresh)."""
-        from rag.onnx_embedder import CONFIG, EXPORT_VERSION, has_onnx
+        from rag.models.onnx import CONFIG, EXPORT_VERSION, has_onnx
 
         if self._index_ready:
             return self.index_dir
@@ -193,7 +193,7 @@ class Bench:
         out: dict[str, Any] = {"load_before": loadavg()}
         import inspect
 
-        from rag.retrieval import Retriever
+        from rag.search.retriever import Retriever
 
         source = inspect.getsource(Retriever.from_settings) + inspect.getsource(
             Retriever.from_index
@@ -241,9 +241,9 @@ class Bench:
 
     def build(self) -> dict[str, Any]:
         """Raw encode throughput on the chunk texts vs ``rag index`` end to end."""
-        from rag.chunking import ChunkerSettings, chunk_documents
-        from rag.documents import load_corpus
         from rag.index import sentence_units
+        from rag.ingest.chunking import ChunkerSettings, chunk_documents
+        from rag.ingest.loader import load_corpus
 
         out: dict[str, Any] = {"load_before": loadavg()}
         docs = 20 if self.quick else 100
@@ -380,7 +380,7 @@ class Bench:
         depend on what the vectors mean, only on their number, so placeholders stand in.
         """
         from rag.index import Manifest, build_index
-        from rag.onnx_embedder import copy_export
+        from rag.models.onnx import copy_export
 
         target = self.work / f"serve-index-{chunks}"
         real = Manifest.read(self.ensure_index())
@@ -426,20 +426,19 @@ def _is_worker(pid: int) -> bool:
 
 
 # Runs the real CLI with Retriever.from_settings replaced by the one-line change proposed for
-# rag/retrieval.py (load_query_embedder instead of load_embedder); everything else is as shipped.
+# rag/search/retriever.py (load_query_embedder instead of load_embedder); everything else is as shipped.
 PATCHED_CLI = """
 import sys
 from pathlib import Path
-from rag import retrieval
-from rag.embedding import load_query_embedder
+from rag.search import retriever as retrieval
+from rag.models.query import load_query_embedder
 from rag.index import load_index
 
 def from_settings(cls, settings=None):
     settings = settings or retrieval.Settings()
     index = load_index(Path(settings.index_dir), settings.model)
     return cls(index, load_query_embedder(settings, index), max_k=settings.max_k,
-               max_query_chars=settings.max_query_chars,
-               base_url=settings.public_url.rstrip("/"))
+               max_query_chars=settings.max_query_chars)
 
 retrieval.Retriever.from_settings = classmethod(from_settings)
 from rag.cli import main

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-import rag.embedding  # noqa: F401  # sets OMP_WAIT_POLICY before faiss loads, as serving does
+import rag.models.embedder  # noqa: F401  # sets OMP_WAIT_POLICY before faiss loads, as serving does
 from benchmarks import synthetic
 from benchmarks.common import self_peak_rss_mib, summary_ms, time_calls
 
@@ -35,7 +35,7 @@ def ann(n: int, kind: str, clusters: int, sweep: list[int], onnx_dir: str | None
     """Build one FAISS index over n clustered vectors; recall@10 vs exact and query latency."""
     import faiss
 
-    from rag.index import make_faiss_index
+    from rag.index.ann import make_faiss_index
 
     t0 = time.perf_counter()
     vectors = synthetic.clustered_vectors(n, DIM, clusters=clusters)
@@ -60,7 +60,7 @@ def ann(n: int, kind: str, clusters: int, sweep: list[int], onnx_dir: str | None
     # The serving path encodes the query text first; time it with the real ONNX model.
     embed = None
     if onnx_dir:
-        from rag.onnx_embedder import OnnxEmbedder
+        from rag.models.onnx import OnnxEmbedder
 
         embed = OnnxEmbedder(onnx_dir).embed
     texts = synthetic.queries(QUERIES)
@@ -121,10 +121,10 @@ def ann(n: int, kind: str, clusters: int, sweep: list[int], onnx_dir: str | None
 
 
 def bm25(n: int) -> dict[str, Any]:
-    """bm25s over n synthetic passages, as rag.index builds it and rag.retrieval queries it."""
+    """bm25s over n synthetic passages, as rag.index builds it and rag.search queries it."""
     import Stemmer
 
-    from rag.index import BM25_PARAMS, build_bm25, import_bm25s
+    from rag.index.lexical import BM25_PARAMS, build_bm25, import_bm25s
 
     t0 = time.perf_counter()
     texts = list(synthetic.passages(n))

@@ -1,4 +1,4 @@
-"""Serve the real API (rag.api.create_app on uvicorn) with a chosen query backend.
+"""Serve the real API (rag.serve.app.create_app on uvicorn) with a chosen query backend.
 
 ``rag serve`` builds its retriever with ``Retriever.from_settings``; this launcher builds it with
 ``load_query_embedder`` so that the ONNX and torch query paths can be measured side by side on
@@ -19,9 +19,9 @@ from fastapi import FastAPI
 
 def _retriever() -> object:
     from rag.config import Settings
-    from rag.embedding import load_query_embedder
     from rag.index import load_index
-    from rag.retrieval import Retriever
+    from rag.models.query import load_query_embedder
+    from rag.search.retriever import Retriever
 
     settings = Settings()
     index = load_index(
@@ -37,8 +37,8 @@ def _retriever() -> object:
 
 def app_factory() -> FastAPI:
     """The API app with a retriever built from the environment (one per uvicorn worker)."""
-    from rag.api import create_app
     from rag.config import Settings
+    from rag.serve.app import create_app
 
     return create_app(Settings(), _retriever())  # type: ignore[arg-type]
 
@@ -59,7 +59,7 @@ def main() -> None:
     os.environ["BENCH_MMAP"] = "0" if args.no_mmap else "1"
     # The query log is part of every request's cost; keep it, but out of the repository.
     os.environ.setdefault("RAG_DATA_DIR", tempfile.mkdtemp(prefix="rag-bench-data-"))
-    # Same uvicorn defaults as rag.api.run_server (access log included).
+    # Same uvicorn defaults as rag.serve.runner.run_server (access log included).
     if args.workers > 1:
         uvicorn.run(
             "benchmarks.serve:app_factory",

@@ -1,8 +1,6 @@
 """career-rag: retrieval question answering over career guides, with exact citations."""
 
-from rag.chunking import Chunk, ChunkerSettings, chunk_documents
 from rag.config import Settings
-from rag.documents import Document, load_corpus
 from rag.errors import (
     BadQuery,
     CorpusEmpty,
@@ -13,17 +11,20 @@ from rag.errors import (
     RagError,
 )
 from rag.index import Index, Manifest, build_index, load_index
-from rag.retrieval import Hit, Retriever, SearchResult
+from rag.ingest import Chunk, ChunkerSettings, Document, chunk_documents, load_corpus
+from rag.search import AnswerConfig, FusionConfig, Hit, Retriever, SearchResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnswerConfig",
     "BadQuery",
     "Chunk",
     "ChunkerSettings",
     "CorpusEmpty",
     "Document",
     "DocumentNotFound",
+    "FusionConfig",
     "Hit",
     "Index",
     "IndexIncompatible",

@@ -7,7 +7,6 @@ never at module level, so ``rag --help`` and argument errors answer at once.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -17,22 +16,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rag import __version__
-from rag.errors import CorpusEmpty, IndexIncompatible, IndexNotFound, RagError
+from rag import __version__, terminal
+from rag.errors import CorpusEmpty, RagError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from rag.chunking import ChunkerSettings
     from rag.config import Settings
-    from rag.retrieval import Hit, Retriever
+    from rag.search import Retriever
 
 PROG = "rag"
 EXIT_USAGE = 2
-# Kept in step with rag.retrieval.MODES (a test checks) without importing it at start-up.
+# Kept in step with rag.search.MODES (a test checks) without importing it at start-up.
 MODES = ("hybrid", "dense", "sentence", "bm25")
 MODES_FOR_EVAL = ("dense", "sentence", "bm25", "hybrid")
-# Kept in step with rag.querylog.LOW_SCORE (a test checks), so `rag --help` need not import it.
+# Kept in step with rag.serve.querylog.LOW_SCORE (a test checks), so `rag --help` need not import it.
 LOW_SCORE = 2.5
 
 
@@ -167,21 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_index(args: argparse.Namespace) -> int:
     """Build the index, or with --if-stale only when it is missing, stale or incompatible."""
-    from rag.chunking import ChunkerSettings
+    from rag.index.freshness import why_rebuild
+    from rag.ingest.chunking import ChunkerSettings
 
     settings = _settings(args)
     try:
         chunker = ChunkerSettings(max_chars=args.max_chars) if args.max_chars is not None else None
     except ValueError as exc:
         raise UsageError(f"argument --max-chars: {exc}") from exc
-    out = _console()
-    reason = _why_rebuild(settings, chunker or ChunkerSettings()) if args.if_stale else None
+    out = terminal.console()
+    reason = why_rebuild(settings, chunker or ChunkerSettings()) if args.if_stale else None
     if args.if_stale and reason is None:
-        from rag.index import Manifest
+        from rag.index.manifest import Manifest
 
         manifest = Manifest.read(settings.index_dir)
         if args.json:
-            _print_json(_index_json(settings, manifest, built=False))
+            terminal.print_json(_index_json(settings, manifest, built=False))
         else:
             out.print(
                 f"Index at {settings.index_dir} is up to date "
@@ -191,14 +188,14 @@ def cmd_index(args: argparse.Namespace) -> int:
             )
         return 0
 
-    from rag.embedding import load_embedder
-    from rag.index import build_index
+    from rag.index.build import build_index
+    from rag.models.embedder import load_embedder
 
     if not Path(settings.corpus_dir).is_dir():
         # Say so before spending seconds on loading the model.
         raise CorpusEmpty(f"corpus folder {settings.corpus_dir} does not exist")
     _quiet_model_loading()
-    err = _console(stderr=True)
+    err = terminal.console(stderr=True)
     if reason:
         err.print(f"Rebuilding: {reason}", soft_wrap=True)
     err.print(
@@ -215,9 +212,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         chunker,
         progress=not args.json,
         adapt=None if settings.adapt else False,
+        text_profile=settings.text_profile,
     )
     if args.json:
-        _print_json(_index_json(settings, manifest, built=True))
+        terminal.print_json(_index_json(settings, manifest, built=True))
         return 0
     c = manifest.counts
     out.print(
@@ -230,20 +228,22 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Print the top-k passages for a query, with citations."""
+    from rag.present import hits_json
+
     settings = _settings(args)
     k = _check_request(args.query, args.k, settings)
     retriever = _retriever(settings)
     result = retriever.search(args.query, k, doc_id=args.doc, mode=args.mode)
     if args.json:
-        _print_json(
+        terminal.print_json(
             {
                 "query": result.query,
-                "results": [h.to_dict(retriever.base_url) for h in result.hits],
+                "results": hits_json(result.hits, settings.public_url.rstrip("/")),
                 "took_ms": round(result.took_ms, 2),
             }
         )
         return 0
-    out = _console()
+    out = terminal.console()
     out.print(
         f'{len(result.hits)} passages for "{result.query}" '
         f"({result.mode}, {result.took_ms:.0f} ms)",
@@ -254,12 +254,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not result.hits:
         out.print("No passage matches this query.")
     for hit in result.hits:
-        _print_hit(out, hit)
+        terminal.print_hit(out, hit)
     return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Print an extractive answer and the passages it cites."""
+    from rag.present import hits_json
+
     settings = _settings(args)
     k = _check_request(args.question, args.k, settings)
     retriever = _retriever(settings)
@@ -268,11 +270,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     answer = retriever.answer(result)
     took_ms = (time.perf_counter() - t0) * 1000
     if args.json:
-        _print_json(
+        terminal.print_json(
             {
                 "query": result.query,
                 "answer": answer.text,
-                "results": [h.to_dict(retriever.base_url) for h in result.hits],
+                "results": hits_json(result.hits, settings.public_url.rstrip("/")),
                 "took_ms": round(took_ms, 2),
             }
         )
@@ -280,14 +282,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rich.panel import Panel
     from rich.text import Text
 
-    out = _console()
+    out = terminal.console()
     body = Text(answer.text or "No sentence in the top passages answers this question.")
     out.print(Panel(body, title="Answer", title_align="left", border_style="green"))
     cited = {s.ref for s in answer.sentences}
     shown = [h for h in result.hits if h.rank in cited] or result.hits
     out.print(f"Sources ({took_ms:.0f} ms)", style="bold")
     for hit in shown:
-        _print_hit(out, hit)
+        terminal.print_hit(out, hit)
     return 0
 
 
@@ -315,7 +317,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         plot_reports({p.stem: reps for p, reps in results.items()}, args.plot)
     if args.json:
-        _print_json(
+        terminal.print_json(
             {
                 "k": k,
                 "reports": [r.to_dict() for r in results[args.questions[0]]],
@@ -326,40 +328,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    out = _console()
+    out = terminal.console()
     for path, reports in results.items():
-        _print_eval(out, path, len(sets[path]), k, reports)
+        terminal.print_eval(out, path, len(sets[path]), k, reports)
     if args.plot is not None:
         out.print(f"chart written to {args.plot}")
     return 0
-
-
-def _print_eval(out: Console, path: Path, n: int, k: int, reports: list[Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{path.name}: {n} questions, k={k}")
-    table.add_column("mode")
-    for label in ("hit@1", "hit@3", "hit@5", f"MRR@{k}", f"nDCG@{k}", "mean chars", "max chars"):
-        table.add_column(label, justify="right")
-    for r in reports:
-        table.add_row(
-            r.name,
-            *(f"{v:.3f}" for v in (r.hit_at_1, r.hit_at_3, r.hit_at_5, r.mrr_at_10, r.ndcg_at_10)),
-            f"{r.mean_chars:.0f}",
-            str(r.max_chars),
-        )
-    out.print(table)
-    focus = next((r for r in reports if r.name == "hybrid"), reports[-1])
-    if not focus.misses:
-        out.print(f"{focus.name}: every question has evidence at rank 1.")
-        return
-    misses = Table(title=f"{focus.name}: questions without evidence at rank 1")
-    misses.add_column("id")
-    misses.add_column("rank", justify="right")
-    misses.add_column("question")
-    for m in focus.misses:
-        misses.add_row(str(m["id"]), str(m["rank"]) if m["rank"] else f">{k}", m["question"])
-    out.print(misses)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -368,7 +342,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("argument --workers: must be at least 1")
     settings = _settings(args, host=args.host, port=args.port)
     _quiet_model_loading()
-    run_server = _optional_import("rag.api", "run_server", "the HTTP server")
+    run_server = _optional_import("rag.serve.runner", "run_server", "the HTTP server")
     run_server(settings, settings.host, settings.port, args.workers)
     return 0
 
@@ -378,19 +352,19 @@ def cmd_log(args: argparse.Namespace) -> int:
     from rag.config import get_settings
 
     settings = get_settings(data_dir=args.data)
-    summary = _optional_import("rag.querylog", "summary", "the query log")
+    summary = _optional_import("rag.serve.querylog", "summary", "the query log")
     data = summary(settings.data_dir, low_score=args.low_score)
     if args.json:
-        _print_json(data)
+        terminal.print_json(data)
     else:
-        format_summary = _optional_import("rag.querylog", "format_summary", "the query log")
+        format_summary = _optional_import("rag.serve.querylog", "format_summary", "the query log")
         print(format_summary(data))
     return 0
 
 
 def cmd_documents(args: argparse.Namespace) -> int:
     """List the indexed documents with their section and chunk counts."""
-    from rag.index import load_index
+    from rag.index.store import load_index
 
     settings = _settings(args)
     # Listing needs no embedding model, so an index built by another model is still readable.
@@ -411,23 +385,11 @@ def cmd_documents(args: argparse.Namespace) -> int:
     finally:
         index.close()
     if args.json:
-        _print_json({"index_dir": str(settings.index_dir), "model": model, "documents": docs})
+        terminal.print_json(
+            {"index_dir": str(settings.index_dir), "model": model, "documents": docs}
+        )
         return 0
-    from rich.table import Table
-
-    table = Table(
-        title=f"{len(docs)} documents in {settings.index_dir}",
-        caption=f"{sum(d['chunks'] for d in docs)} chunks, model {model}",
-    )
-    # Ids are what `--doc` takes, so they are never wrapped; the other columns give way.
-    table.add_column("id", no_wrap=True)
-    table.add_column("title")
-    table.add_column("source", overflow="fold")
-    table.add_column("sections", justify="right")
-    table.add_column("chunks", justify="right")
-    for d in docs:
-        table.add_row(d["id"], d["title"], d["source"], str(d["sections"]), str(d["chunks"]))
-    _console().print(table)
+    terminal.print_documents(terminal.console(), docs, settings.index_dir, model)
     return 0
 
 
@@ -465,7 +427,7 @@ def _check_request(query: str, k: int | None, settings: Settings) -> int:
 
 def _retriever(settings: Settings) -> Retriever:
     """Load the index and model, warning on stderr when the corpus changed since the build."""
-    from rag.retrieval import Retriever
+    from rag.search.retriever import Retriever
 
     _quiet_model_loading()
     retriever = Retriever.from_settings(settings)
@@ -480,60 +442,6 @@ def _retriever(settings: Settings) -> Retriever:
                 f"({shown}); run `rag index` to rebuild it"
             )
     return retriever
-
-
-def _why_rebuild(settings: Settings, chunker: ChunkerSettings) -> str | None:
-    """Why the index must be (re)built, or None when it is fresh for these settings."""
-    from rag.config import DEFAULT_MODEL
-    from rag.documents import PARSER_VERSION
-    from rag.index import load_index
-
-    try:
-        index = load_index(settings.index_dir, settings.model)
-    except IndexNotFound:
-        return f"no index at {settings.index_dir} yet"
-    except IndexIncompatible as exc:
-        return str(exc)
-    try:
-        manifest = index.manifest
-        if manifest.parser_version != PARSER_VERSION:
-            return "the document parser changed since the build"
-        if manifest.chunker != chunker.to_dict():
-            return "the chunker settings differ from the build's"
-        stale = index.stale_sources(settings.corpus_dir)
-        if stale:
-            return f"{len(stale)} corpus file(s) changed: {', '.join(stale[:5])}"
-        reason = _adaptation_differs(settings, manifest)
-        if reason:
-            return reason
-        # Indexes from before the ONNX export would keep querying through torch (slow start).
-        if (
-            manifest.model == DEFAULT_MODEL
-            and "onnx" not in manifest.extra
-            and settings.query_backend != "torch"
-        ):
-            return "the index has no ONNX export of its model for fast queries"
-    finally:
-        index.close()
-    return None
-
-
-def _adaptation_differs(settings: Settings, manifest: Any) -> str | None:
-    """Why the index's corpus adaptation is not what the settings ask for, if it is not."""
-    from rag.adaptation import AdaptSettings
-    from rag.config import DEFAULT_MODEL
-
-    adapted = manifest.extra.get("adapted")
-    if not settings.adapt:
-        return "the index is adapted to the corpus but RAG_ADAPT is false" if adapted else None
-    # Only sentence-transformers models are adapted; those indexes carry an ONNX export.
-    if not adapted:
-        if manifest.model == DEFAULT_MODEL or "onnx" in manifest.extra:
-            return "the index was built without adapting the model to the corpus"
-        return None
-    if adapted.get("settings") != AdaptSettings().to_dict():
-        return "the corpus adaptation settings changed since the build"
-    return None
 
 
 def _index_json(settings: Settings, manifest: Any, *, built: bool) -> dict[str, Any]:
@@ -577,39 +485,6 @@ def _quiet_model_loading() -> None:
     warnings.filterwarnings(
         "ignore", message=".*get_sentence_embedding_dimension.*", category=FutureWarning
     )
-
-
-def citation_label(hit: Hit) -> str:
-    """A citation as 'title > section (source:start-end)'."""
-    c = hit.chunk
-    # Section paths start with the document title; do not print it twice.
-    path = list(c.section_path)
-    if path and path[0] == c.title:
-        path = path[1:]
-    place = " > ".join([c.title, *path]) if c.title else " > ".join(path)
-    return f"{place} ({c.source}:{c.start}-{c.end})"
-
-
-def _print_hit(out: Console, hit: Hit) -> None:
-    from rich.padding import Padding
-    from rich.text import Text
-
-    head = Text(f"[{hit.rank}] ", style="bold cyan")
-    head.append(citation_label(hit), style="bold")
-    head.append(f"  score {hit.score:.4f}", style="dim")
-    out.print(head, soft_wrap=True)
-    out.print(Padding(Text(hit.chunk.text.strip()), (0, 0, 1, 4), expand=False))
-
-
-def _console(*, stderr: bool = False) -> Console:
-    from rich.console import Console
-
-    # Created per call so that it writes to whatever sys.stdout is now (pytest swaps it).
-    return Console(stderr=stderr, highlight=False)
-
-
-def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def _warn(message: str) -> None:

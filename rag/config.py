@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, PROFILES
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -23,7 +25,9 @@ class Settings(BaseSettings):
     # "auto" uses the ONNX export for queries when one is in the index, else sentence-transformers.
     query_backend: str = "auto"
     batch_size: int = Field(64, ge=1)
-    # Fine-tune the model on the corpus when building the index (rag.adaptation).
+    # How plain-text files are read (rag.ingest.profiles): "scraped-guide" or "plain".
+    text_profile: str = DEFAULT_TEXT_PROFILE
+    # Fine-tune the model on the corpus when building the index (rag.models.adaptation).
     adapt: bool = True
     k: int = Field(5, ge=1, le=50)
     max_k: int = Field(50, ge=1)
@@ -47,6 +51,13 @@ class Settings(BaseSettings):
             "http://127.0.0.1:5173",
         ]
     )
+
+    @field_validator("text_profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILES:
+            raise ValueError(f"unknown text profile; use one of {', '.join(sorted(PROFILES))}")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

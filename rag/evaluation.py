@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import RagError
+from rag.search.chat import resolve_query
 
 _DROP_RE = re.compile(r"[*#_`•]")
 _SPACE_RE = re.compile(r"\s+")
@@ -148,8 +149,6 @@ def query_for(question: Question, known_subjects: Sequence[str] = ()) -> str:
     """The retrieval query of a question; a conversation is resolved as /chat resolves it."""
     if not question.turns:
         return question.question
-    from rag.chat import resolve_query
-
     return resolve_query(question.turns, known_subjects)
 
 

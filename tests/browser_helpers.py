@@ -153,9 +153,9 @@ def serve_index(
     data_dir: Path,
     corpus_dir: Path = ROOT / "corpus",
 ) -> Iterator[LiveServer]:
-    """The real app (``rag.api.create_app``) over one index, for the duration of the block."""
-    from rag.api import create_app
+    """The real app (``rag.serve.app.create_app``) over one index, for the duration of the block."""
     from rag.config import Settings
+    from rag.serve.app import create_app
 
     settings = Settings(
         index_dir=index_dir, corpus_dir=corpus_dir, cors_origins=cors_origins,
@@ -191,9 +191,9 @@ def make_screenshots(out_dir: Path, log: Callable[[str], None] = print) -> list[
     """Save the widget on the demo page and a two-turn chat, using the real index."""
     from playwright.sync_api import expect
 
-    from rag.embedding import load_embedder
     from rag.index import build_index, load_index
-    from rag.retrieval import Retriever
+    from rag.models.embedder import load_embedder
+    from rag.search.retriever import Retriever
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -76,7 +76,7 @@ def small_corpus(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def real_embedder():
     """The real all-MiniLM-L6-v2, loaded once per test session."""
-    from rag.embedding import load_embedder
+    from rag.models.embedder import load_embedder
 
     return load_embedder()
 
@@ -94,7 +94,7 @@ def real_index_dir(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> P
 @pytest.fixture(scope="session")
 def real_retriever(real_index_dir: Path, real_embedder):
     from rag.index import load_index
-    from rag.retrieval import Retriever
+    from rag.search.retriever import Retriever
 
     # The index holds a corpus-adapted model; from_index queries with it (through ONNX).
     return Retriever.from_index(load_index(real_index_dir))

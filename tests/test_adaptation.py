@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.adaptation import AdaptSettings, adapted_model_id, training_pairs
-from rag.chunking import chunk_documents, passage_sentences
 from rag.config import Settings
-from rag.documents import load_corpus
-from rag.embedding import load_query_embedder
 from rag.errors import IndexIncompatible
 from rag.index import Manifest, build_index, load_index
-from rag.retrieval import Retriever
+from rag.ingest.chunking import chunk_documents, chunk_sentences
+from rag.ingest.loader import load_corpus
+from rag.models.adaptation import AdaptSettings, adapted_model_id, training_pairs
+from rag.models.query import load_query_embedder
+from rag.search.retriever import Retriever
 
 
 def _chunks(corpus: Path):
@@ -39,7 +39,7 @@ def test_training_pairs_are_headings_and_sentences_against_their_passage(
     cut = [
         p
         for p in pairs
-        if p.query in chunks[p.row].text and len(passage_sentences(chunks[p.row].text)) > 1
+        if p.query in chunks[p.row].text and len(chunk_sentences(chunks[p.row])) > 1
     ]
     assert cut and all(p.query not in p.passage for p in cut)
 

@@ -19,12 +19,13 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from rag.api import app_factory, create_app, run_server, settings_env
-from rag.batching import MicroBatcher
 from rag.config import Settings
 from rag.index import build_index, load_index
-from rag.querylog import db_path
-from rag.retrieval import Retriever
+from rag.search.retriever import Retriever
+from rag.serve.app import app_factory, create_app
+from rag.serve.batching import MicroBatcher
+from rag.serve.querylog import db_path
+from rag.serve.runner import run_server, settings_env
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_CHARS = 200
@@ -127,17 +128,17 @@ def test_ready_flags_a_stale_corpus(client: TestClient, small_corpus: Path) -> N
 
 @pytest.fixture
 def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Records every corpus hashing (rag.index.corpus_hashes) and lets it run."""
-    import rag.index
+    """Records every corpus hashing (rag.index.store.corpus_hashes) and lets it run."""
+    import rag.index.store
 
     calls: list[Path] = []
-    real = rag.index.corpus_hashes
+    real = rag.index.store.corpus_hashes
 
     def spy(corpus_dir: Path) -> dict[str, str]:
         calls.append(corpus_dir)
         return real(corpus_dir)
 
-    monkeypatch.setattr(rag.index, "corpus_hashes", spy)
+    monkeypatch.setattr(rag.index.store, "corpus_hashes", spy)
     return calls
 
 
@@ -725,7 +726,7 @@ def test_run_server_with_workers_uses_the_factory_import_string(
         monkeypatch.setenv(name, "overwritten by run_server")
     run_server(settings, "127.0.0.1", 8123, workers=3)
     [(app, kw)] = calls
-    assert app == "rag.api:app_factory"
+    assert app == "rag.serve.app:app_factory"
     assert kw == {"factory": True, "host": "127.0.0.1", "port": 8123, "workers": 3}
     worker_settings = Settings()
     assert worker_settings.index_dir == settings.index_dir and worker_settings.port == 8123

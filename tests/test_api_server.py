@@ -17,10 +17,10 @@ import httpx
 import pytest
 import uvicorn
 
-from rag.api import create_app
 from rag.config import Settings
-from rag.querylog import db_path
-from rag.retrieval import Retriever
+from rag.search.retriever import Retriever
+from rag.serve.app import create_app
+from rag.serve.querylog import db_path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 480

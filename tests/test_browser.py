@@ -122,7 +122,7 @@ def xss_server(
     real_embedder: Any, sites: Sites, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     from rag.index import build_index, load_index
-    from rag.retrieval import Retriever
+    from rag.search.retriever import Retriever
 
     root = tmp_path_factory.mktemp("xss")
     corpus = root / "corpus"
@@ -466,4 +466,4 @@ def test_pages_are_served_with_a_content_security_policy(real_server: LiveServer
     assert httpx.get(f"{real_server.url}/web/api.py").status_code == 404
     assert httpx.get(f"{real_server.url}/web/..%2Fapi.py").status_code == 404
     assert httpx.get(f"{real_server.url}/web/chat.js").status_code == 200
-    assert (ROOT / "rag" / "web" / "widget.js").stat().st_size < 30 * 1024
+    assert (ROOT / "rag" / "serve" / "static" / "widget.js").stat().st_size < 30 * 1024

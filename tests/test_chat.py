@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.chat import SubjectFinder, listed_items, resolve_query
 from rag.errors import BadQuery
 from rag.evaluation import first_relevant_rank
+from rag.search.chat import listed_items, resolve_query
+from rag.search.subjects import SubjectFinder
 
 DATA = Path(__file__).parent / "data" / "conversations.jsonl"
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"

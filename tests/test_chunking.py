@@ -6,14 +6,9 @@ import re
 
 import pytest
 
-from rag.chunking import (
-    HARD_MAX_CHARS,
-    ChunkerSettings,
-    chunk_documents,
-    list_titles,
-    passage_sentences,
-)
-from rag.documents import load_corpus, parse_source
+from rag.ingest.chunking import HARD_MAX_CHARS, ChunkerSettings, chunk_documents
+from rag.ingest.loader import load_corpus, parse_source
+from rag.ingest.sentences import list_titles, passage_sentences
 from tests.conftest import CORPUS
 
 

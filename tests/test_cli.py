@@ -46,7 +46,8 @@ def fake_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_corpus: Path, fake_embedder
 ) -> SimpleNamespace:
     """The CLI pointed at the small corpus, with every model load answered by the fake embedder."""
-    import rag.embedding
+    import rag.models.embedder
+    import rag.models.query
 
     loads: list[str] = []
 
@@ -56,7 +57,8 @@ def fake_env(
         embedder.model_id = model
         return embedder
 
-    monkeypatch.setattr(rag.embedding, "load_embedder", load_embedder)
+    monkeypatch.setattr(rag.models.embedder, "load_embedder", load_embedder)
+    monkeypatch.setattr(rag.models.query, "load_embedder", load_embedder)
     monkeypatch.setenv("RAG_MODEL", "fake-hash-embedder")
     monkeypatch.setenv("RAG_CORPUS_DIR", str(small_corpus))
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
@@ -439,11 +441,11 @@ def test_serve_passes_settings_host_port_and_workers(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    api = types.ModuleType("rag.api")
+    api = types.ModuleType("rag.serve.runner")
     api.run_server = lambda settings, host, port, workers: calls.append(  # type: ignore[attr-defined]
         (settings, host, port, workers)
     )
-    monkeypatch.setitem(sys.modules, "rag.api", api)
+    monkeypatch.setitem(sys.modules, "rag.serve.runner", api)
     monkeypatch.setenv("RAG_PORT", "8123")
     monkeypatch.setenv("RAG_INDEX_DIR", "/srv/index")
 
@@ -461,9 +463,9 @@ def test_serve_passes_settings_host_port_and_workers(
 def test_serve_rejects_invalid_port_and_workers(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api = types.ModuleType("rag.api")
+    api = types.ModuleType("rag.serve.runner")
     api.run_server = lambda *a: pytest.fail("must not start")  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "rag.api", api)
+    monkeypatch.setitem(sys.modules, "rag.serve.runner", api)
     for argv in (["serve", "--port", "70000"], ["serve", "--workers", "0"]):
         code, _, err = run(capsys, *argv)
         assert code == 2
@@ -473,10 +475,10 @@ def test_serve_rejects_invalid_port_and_workers(
 def test_log_prints_querylog_summary(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    querylog = types.ModuleType("rag.querylog")
+    querylog = types.ModuleType("rag.serve.querylog")
     querylog.summary = lambda data_dir, low_score: {"queries": 3, "data_dir": str(data_dir)}  # type: ignore[attr-defined]
     querylog.format_summary = lambda d: f"{d['queries']} queries logged"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "rag.querylog", querylog)
+    monkeypatch.setitem(sys.modules, "rag.serve.querylog", querylog)
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "env-data"))
 
     code, out, _ = run(capsys, "log", "--json")
@@ -490,7 +492,7 @@ def test_log_prints_querylog_summary(
 def test_log_low_score_sets_the_threshold(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from rag.querylog import QueryLog, QueryRecord
+    from rag.serve.querylog import QueryLog, QueryRecord
 
     qlog = QueryLog(tmp_path)
     for i, top in enumerate((1.0, 3.0, 5.0)):
@@ -531,7 +533,8 @@ def test_log_low_score_must_be_a_number_at_least_zero(
 
 
 def test_cli_low_score_default_matches_the_library() -> None:
-    from rag import cli, querylog
+    from rag import cli
+    from rag.serve import querylog
 
     assert cli.LOW_SCORE == querylog.LOW_SCORE
 
@@ -646,9 +649,10 @@ def test_eval_scores_several_sets_and_plots_a_chart(
 
 
 def test_cli_modes_match_the_library() -> None:
-    from rag import cli, retrieval
+    from rag import cli
+    from rag.search import types
 
-    assert set(cli.MODES) == set(retrieval.MODES) == set(cli.MODES_FOR_EVAL)
+    assert set(cli.MODES) == set(types.MODES) == set(cli.MODES_FOR_EVAL)
 
 
 def test_eval_plot_must_be_png(capsys: pytest.CaptureFixture[str]) -> None:

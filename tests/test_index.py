@@ -138,7 +138,7 @@ def test_documents_are_stored_with_text_and_outline(built: Path):
 def test_large_indexes_switch_to_hnsw():
     import numpy as np
 
-    from rag.index import make_faiss_index
+    from rag.index.ann import make_faiss_index
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((300, 16)).astype("float32")
@@ -165,10 +165,10 @@ def test_fresh_index_is_not_stale_whatever_its_files_hold(
 
 
 def test_each_chunk_has_one_stored_vector_per_sentence(built: Path):
-    from rag.chunking import passage_sentences
+    from rag.ingest.chunking import chunk_sentences
 
     index = load_index(built)
     for row, chunk in enumerate(index.all_chunks()):
         vectors = index.sentence_vectors(row)
         assert vectors is not None
-        assert len(vectors) == len(passage_sentences(chunk.text) or [chunk.text])
+        assert len(vectors) == len(chunk_sentences(chunk) or [chunk.text])

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.embedding import load_query_embedder
 from rag.errors import IndexIncompatible, RagError
 from rag.index import build_index, load_index
-from rag.onnx_embedder import OnnxEmbedder, has_onnx
+from rag.models.onnx import OnnxEmbedder, has_onnx
+from rag.models.query import load_query_embedder
 from tests.conftest import DEV_QUESTIONS, ROOT
 
 pytestmark = pytest.mark.slow
@@ -121,9 +121,9 @@ _REPORT = (
 def test_a_query_process_never_imports_torch(real_index_dir: Path):
     code = (
         "from rag.config import Settings\n"
-        "from rag.embedding import load_query_embedder\n"
+        "from rag.models.query import load_query_embedder\n"
         "from rag.index import load_index\n"
-        "from rag.retrieval import Retriever\n"
+        "from rag.search import Retriever\n"
         "index = load_index(Settings().index_dir, Settings().model)\n"
         "retriever = Retriever(index, load_query_embedder(Settings(), index))\n"
         "result = retriever.search('What skills does an ML fraud engineer need?')\n" + _REPORT
@@ -135,7 +135,7 @@ def test_a_query_process_never_imports_torch(real_index_dir: Path):
 
 def test_retriever_from_settings_never_imports_torch(real_index_dir: Path):
     code = (
-        "from rag.retrieval import Retriever\n"
+        "from rag.search import Retriever\n"
         "result = Retriever.from_settings().search('data engineer salary')\n" + _REPORT
     )
     assert _run(code, real_index_dir)["heavy"] == []

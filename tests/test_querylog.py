@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.querylog import (
+from rag.serve.querylog import (
     QueryLog,
     QueryNotFound,
     QueryRecord,

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import build_answer
 from rag.errors import BadQuery
 from rag.evaluation import evaluate, load_questions
 from rag.index import build_index, load_index
-from rag.retrieval import MODES, Retriever
+from rag.present import citation, hit_json
+from rag.search.answer import build_answer
+from rag.search.retriever import Retriever
+from rag.search.types import MODES
 from tests.conftest import DEV_QUESTIONS, ROOT
 
 OWN_QUESTIONS = ROOT / "tests" / "data" / "questions.jsonl"
@@ -27,7 +29,7 @@ def retriever(small_corpus: Path, tmp_path: Path, fake_embedder) -> Retriever:
 def test_a_query_naming_one_guides_role_gives_its_passages_a_bonus(
     small_corpus: Path, tmp_path: Path, fake_embedder, method: str
 ) -> None:
-    from rag.retrieval import FusionConfig
+    from rag.search.fusion import FusionConfig
 
     build_index(small_corpus, tmp_path / "index", fake_embedder)
     index = load_index(tmp_path / "index")
@@ -60,7 +62,7 @@ def test_zscore_fusion_is_the_weighted_mean_of_each_rankings_standardised_scores
     """Recomputed by hand from the per-ranking scores each hit carries."""
     import numpy as np
 
-    from rag.retrieval import FusionConfig
+    from rag.search.fusion import FusionConfig
 
     f = FusionConfig(role_weight=0.0)
     retriever.fusion = f
@@ -104,7 +106,7 @@ def test_hybrid_search_with_only_stopwords_still_ranks_by_the_vectors(retriever:
 
 
 def test_rrf_fusion_remains_available_and_sums_reciprocal_ranks(retriever: Retriever):
-    from rag.retrieval import FusionConfig
+    from rag.search.fusion import FusionConfig
 
     f = FusionConfig(method="rrf", role_weight=0.0)
     retriever.fusion = f
@@ -148,7 +150,7 @@ def test_every_mode_returns_ranked_hits_with_full_citations(retriever: Retriever
     result = retriever.search("ETL pipelines Spark", k=3, mode=mode)
     assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
     assert result.hits[0].chunk.doc_id == "data-engineer"
-    citation = result.hits[0].to_dict()["citation"]
+    citation = hit_json(result.hits[0])["citation"]
     assert set(citation) == {
         "doc_id", "title", "section", "section_path", "source", "start", "end", "url"
     }  # fmt: skip
@@ -203,7 +205,7 @@ def test_answer_cites_passages_it_quotes(retriever: Retriever, fake_embedder):
     ],
 )
 def test_signposts_are_sentences_about_the_guide_itself(sentence: str, signpost: bool):
-    from rag.answer import _signpost
+    from rag.search.answer import _signpost
 
     assert _signpost(sentence) is signpost
 
@@ -215,7 +217,7 @@ def test_signposts_are_sentences_about_the_guide_itself(sentence: str, signpost:
 def test_fraud_skills_question_returns_the_fraud_guide_first(real_retriever: Retriever):
     hits = real_retriever.search("what skills does an ML fraud engineer need", k=5).hits
     assert hits[0].chunk.doc_id == "ml-fraud-detection-engineer"
-    assert hits[0].citation()["title"] == "ML Fraud Detection Engineer"
+    assert citation(hits[0])["title"] == "ML Fraud Detection Engineer"
     # The question names the fraud role: other roles' skill lists must not crowd in.
     assert {h.chunk.doc_id for h in hits[:3]} == {"ml-fraud-detection-engineer"}
 
@@ -235,7 +237,7 @@ def test_real_answer_quotes_no_signpost(real_retriever: Retriever):
 def test_real_answer_quotes_items_not_the_titles_over_them(real_retriever: Retriever):
     """The responsibilities list is grouped under numbered titles ("1. Data Preparation and
     Analysis"); answers used to quote those titles as if they said something."""
-    from rag.chunking import list_titles
+    from rag.ingest.sentences import list_titles
 
     query = "What are the core responsibilities of a machine learning engineer?"
     result = real_retriever.search(query, k=5)

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from benchmarks import synthetic
-from rag import index as index_module
-from rag.index import build_index, import_bm25s, load_index, make_faiss_index
+from rag.index import ann as index_module
+from rag.index import build_index, load_index
+from rag.index.ann import make_faiss_index
+from rag.index.lexical import import_bm25s
 
 
 def _recall_at_10(index, vectors: np.ndarray, queries: np.ndarray) -> float:
@@ -55,7 +57,7 @@ def test_ivf_index_keeps_recall_and_records_its_parameters(tmp_path: Path):
     import faiss
 
     faiss.write_index(index, str(tmp_path / "v.faiss"))
-    loaded = index_module._read_faiss(tmp_path / "v.faiss", mmap=True)
+    loaded = index_module.read_faiss(tmp_path / "v.faiss", mmap=True)
     assert loaded.nprobe == params["nprobe"]  # the search setting travels with the file
 
 
@@ -79,7 +81,7 @@ def test_auto_switches_to_approximate_search_above_the_threshold(monkeypatch):
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
 def test_filtered_search_keeps_only_the_wanted_rows_for_every_index_type(kind: str):
-    from rag.index import filtered_search_params
+    from rag.index.ann import filtered_search_params
 
     vectors = synthetic.clustered_vectors(4_000, 32, clusters=40)
     index, _ = make_faiss_index(vectors, kind)
@@ -129,7 +131,7 @@ def test_bm25s_loads_without_numba_or_scipy_and_they_stay_importable():
     import sys
 
     code = (
-        "import sys\nfrom rag.index import import_bm25s\nimport_bm25s()\n"
+        "import sys\nfrom rag.index.lexical import import_bm25s\nimport_bm25s()\n"
         "print('numba' in sys.modules, 'scipy' in sys.modules)\n"
         "import scipy.sparse\nprint('ok')"
     )

@@ -16,10 +16,10 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from rag.api import create_app
 from rag.config import Settings
 from rag.index import build_index, load_index
-from rag.retrieval import Retriever
+from rag.search.retriever import Retriever
+from rag.serve.app import create_app
 from tests.conftest import FakeEmbedder
 
 CASES: Counter[str] = Counter()

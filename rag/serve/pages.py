@@ -1,4 +1,4 @@
-"""HTML routes: chat page, source viewer, widget script and demo page (static files in web/)."""
+"""HTML routes: chat page, source viewer, widget script and demo page (files in static/)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ WIDGET_MAX_AGE = 300
 
 @lru_cache(maxsize=32)
 def read_asset(name: str) -> str:
-    """Text of one file shipped in ``rag/web``."""
-    return resources.files("rag").joinpath("web", name).read_text(encoding="utf-8")
+    """Text of one file shipped in ``rag/serve/static``."""
+    return resources.files("rag.serve").joinpath("static", name).read_text(encoding="utf-8")
 
 
 def _page(name: str, status_code: int = 200) -> HTMLResponse:

@@ -8,7 +8,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
-from rag.documents import BULLET_RE, Document, Section, unique_id
+from rag.ingest.ids import unique_id
+from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, profile_for
+from rag.ingest.sentences import NUMBERED_RE, passage_sentences
+from rag.ingest.structure import BULLET_RE
+from rag.ingest.types import Document, Section
 
 HARD_MAX_CHARS = 1500
 
@@ -55,6 +59,13 @@ class Chunk:
         return f"{self.section}\n{self.text}"
 
 
+def chunk_sentences(
+    chunk: Chunk, text_profile: str = DEFAULT_TEXT_PROFILE, min_chars: int = 25
+) -> list[str]:
+    """Sentences of a passage, split as the profile its source was read with splits them."""
+    return passage_sentences(chunk.text, min_chars, profile_for(chunk.source, text_profile))
+
+
 @dataclass(frozen=True)
 class _Unit:
     start: int
@@ -62,101 +73,10 @@ class _Unit:
     strong: bool  # a good place to start a chunk: a paragraph or a numbered item
 
 
-_LINE_MARK_RE = re.compile(r"^\s*(?:[•●▪◦·*+\-–]\s+|\d{1,3}[.)]\s+)")
-_INLINE_SPLIT_RE = re.compile(r"\s(?:-|•)\s+(?=\S)|(?<=[.!?])\s+(?=[A-Z0-9(\"'$])")
-_MARKDOWN_RE = re.compile(r"\*\*|__|`|#{1,6}\s")
-# Pages flattened to text glue a closing summary onto the last list item with no full stop:
-# "...evolving fraud tactics This overview provides..."
-_GLUE_RE = re.compile(
-    r"(?<=[a-z0-9)])\s+(?=(?:This|These|The|By|In summary|In conclusion|Overall|Ultimately)\s+[a-z])"
-)
-# "…and prevention Challenges:": a list's last item with the next list's label glued on.
-_GLUED_LABEL_RE = re.compile(
-    r"^(.{20,}?\S)\s+([A-Z][\w/&()-]*(?:\s(?:[A-Z][\w/&()-]*|and|of|for|&)){0,4}:)$"
-)
 _INLINE_ITEM_RE = re.compile(r"\s(?=(?:[-•*]|\d{1,2}[.)])\s+\S)")
+
+
 _SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(•$])")
-_NUMBERED_RE = re.compile(r"^\s*\d{1,3}[.)]\s")
-
-
-def passage_sentences(text: str, min_chars: int = 25) -> list[str]:
-    """Sentences and list items of a passage, cleaned of bullets and markdown emphasis.
-
-    An item nested under a label ("Senior-Level (7+ years):" then "Average: $189,477") is
-    prefixed with the label, since alone it no longer says what it is about.
-    """
-    out = []
-    labels: list[tuple[int, str]] = []  # (indent, label) of enclosing "...:" lines
-    lines = [line for line in text.split("\n") if line.strip()]
-    for n, line in enumerate(lines):
-        indent = len(line) - len(line.lstrip())
-        if n == 0:
-            indent = _first_line_indent(lines)
-        while labels and labels[-1][0] >= indent:
-            labels.pop()
-        outer = labels[-1][1] if labels else ""
-        label = ""
-        for piece in _INLINE_SPLIT_RE.split(line):
-            piece = _clean(piece)
-            if not piece:
-                continue
-            next_label = ""
-            if piece.endswith(":"):
-                glued = _GLUED_LABEL_RE.match(piece)
-                if glued is None:
-                    # A label announcing a list says nothing alone; it qualifies what follows.
-                    label = piece
-                    continue
-                piece, next_label = glued.group(1), glued.group(2)
-            head, *summaries = _GLUE_RE.split(piece)
-            head = " ".join(p for p in (outer, label, head) if p)
-            # A closing summary glued on is about the whole part, not this item: no label.
-            out.extend(p for p in (head, *summaries) if len(p) >= min_chars)
-            if next_label:
-                # The next list's label was glued to this item: it replaces the label in force.
-                label = ""
-                if labels:
-                    labels[-1] = (labels[-1][0], next_label)
-                    outer = next_label
-                else:
-                    label = next_label
-        if label and len(label) <= 80:
-            labels.append((indent, " ".join(p for p in (outer, label) if p)))
-    return out
-
-
-def list_titles(text: str) -> set[str]:
-    """Numbered lines that only title the bullets below them ("1. Collaboration and
-    Communication" over "• Work closely with cross-functional teams"), cleaned as
-    ``passage_sentences`` cleans them: alone they name a topic and answer nothing."""
-    lines = [line for line in text.split("\n") if line.strip()]
-    out = set()
-    for line, below in zip(lines, lines[1:], strict=False):
-        bullet_below = bool(_LINE_MARK_RE.match(below)) and not _NUMBERED_RE.match(below)
-        if not _NUMBERED_RE.match(line) or not bullet_below:
-            continue
-        title = _clean(line)
-        if len(title) <= 80 and not re.search(r"[.!?:;,]$", title):
-            out.add(title)
-    return out
-
-
-def _clean(piece: str) -> str:
-    """A line or piece without its list marker and markdown emphasis."""
-    return _MARKDOWN_RE.sub("", _LINE_MARK_RE.sub("", piece)).strip()
-
-
-def _first_line_indent(lines: list[str]) -> int:
-    """A passage starts mid-line, its own indent cut off: borrow that of its siblings."""
-    marker = _LINE_MARK_RE.match(lines[0])
-    if marker is None:
-        return 0
-    numbered = marker.group().strip()[0].isdigit()
-    for line in lines[1:]:
-        m = _LINE_MARK_RE.match(line)
-        if m and m.group().strip()[0].isdigit() == numbered:
-            return len(line) - len(line.lstrip())
-    return 0
 
 
 def chunk_documents(
@@ -204,7 +124,7 @@ def _units(text: str, spans: Iterable[tuple[int, int]], max_chars: int) -> Itera
         lines = _line_spans(text, s, e)
         if len(lines) > 1 or BULLET_RE.match(text[s:e]):
             for i, (ls, le) in enumerate(lines):
-                strong = i == 0 or bool(_NUMBERED_RE.match(text[ls:le]))
+                strong = i == 0 or bool(NUMBERED_RE.match(text[ls:le]))
                 yield from _sentences(text, ls, le, max_chars, strong)
         else:
             pieces = _split_at(text, s, e, _INLINE_ITEM_RE)

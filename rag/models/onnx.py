@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from rag.models.embedder import resolve_model
+
 CONFIG = "config.json"
 MODEL = "model.onnx"
 # Weights beside the graph rather than inside it: onnxruntime memory-maps an external data file
@@ -54,8 +56,6 @@ def export_onnx(
     """Export a sentence-transformers model (path, name or loaded model) to ``out_dir``."""
     import torch
     from sentence_transformers import SentenceTransformer
-
-    from rag.embedding import resolve_model
 
     if isinstance(model, SentenceTransformer):
         st = model  # already loaded (at index time): do not pay for a second copy

@@ -1,105 +1,26 @@
-"""Dense, sentence and BM25 retrieval fused into one ranking, returning passages with citations."""
+"""Dense, sentence and BM25 retrieval over one index, fused into one ranking of passages."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote
+from typing import Any
 
 import numpy as np
 
-from rag.chunking import Chunk
 from rag.config import Settings
-from rag.embedding import Embedder
-from rag.errors import BadQuery
-from rag.index import BM25_PARAMS, Index, filtered_search_params, import_bm25s
-
-if TYPE_CHECKING:
-    from rag.answer import Answer
-
-Mode = Literal["hybrid", "dense", "sentence", "bm25"]
-MODES: tuple[str, ...] = ("hybrid", "dense", "sentence", "bm25")
-
-
-@dataclass
-class Hit:
-    """One ranked passage with the evidence behind its rank."""
-
-    rank: int
-    score: float
-    chunk: Chunk
-    dense_rank: int | None = None
-    bm25_rank: int | None = None
-    dense_score: float | None = None
-    bm25_score: float | None = None
-    sentence_rank: int | None = None
-    sentence_score: float | None = None
-    row: int | None = None
-
-    def citation(self, base_url: str = "") -> dict[str, Any]:
-        """Where the passage comes from, precisely enough to open it at the cited span."""
-        c = self.chunk
-        url = f"{base_url}/view/{quote(c.doc_id)}?start={c.start}&end={c.end}#passage"
-        return {
-            "doc_id": c.doc_id,
-            "title": c.title,
-            "section": c.section,
-            "section_path": list(c.section_path),
-            "source": c.source,
-            "start": c.start,
-            "end": c.end,
-            "url": url,
-        }
-
-    def to_dict(self, base_url: str = "") -> dict[str, Any]:
-        """JSON-ready form shared by the CLI and the API."""
-        return {
-            "rank": self.rank,
-            "score": round(self.score, 6),
-            "chunk_id": self.chunk.id,
-            "text": self.chunk.text,
-            "citation": self.citation(base_url),
-        }
-
-
-@dataclass
-class SearchResult:
-    """A query, its ranked hits and how long retrieval took."""
-
-    query: str
-    hits: list[Hit]
-    took_ms: float
-    mode: str = "hybrid"
-    timings: dict[str, float] = field(default_factory=dict)
-    vector: np.ndarray | None = None
-
-
-@dataclass
-class FusionConfig:
-    """How the three rankings are combined in hybrid mode.
-
-    ``zscore`` (the default) adds each ranking's scores after standardising them over the
-    candidates (CombSUM of z-scores): unlike reciprocal-rank fusion it keeps how far apart two
-    passages are, not only their order. Chosen by cross-validation on our own sets and confirmed
-    on a held-out set written without looking at results (benchmarks/ABLATIONS.md); ``rrf`` is
-    the reciprocal-rank fusion used before, kept for comparison.
-    """
-
-    method: Literal["zscore", "rrf"] = "zscore"
-    dense_weight: float = 1.0
-    # The best of 91 weightings on our own sets; choosing weights this way scores 0.941 MRR in
-    # 5-fold cross-validation there, against 0.911 for choosing RRF weights (README).
-    sentence_weight: float = 1.5
-    bm25_weight: float = 1.0
-    # When a query names exactly one guide's role ("ML fraud engineer"), that guide's passages
-    # get a bonus, so sources about another role stop crowding in. In z-score units (a standard
-    # deviation of the weighted mean) for ``zscore``; in votes at rank 1 for ``rrf``.
-    role_weight: float = 1.0
-    rrf_k: int = 60
-    candidates: int = 50
+from rag.errors import BadQuery, IndexIncompatible
+from rag.index.ann import filtered_search_params
+from rag.index.lexical import query_tokens
+from rag.index.store import Index, load_index
+from rag.ingest.chunking import Chunk
+from rag.models.embedder import Embedder
+from rag.models.query import load_query_embedder
+from rag.search.answer import Answer, AnswerConfig, build_answer
+from rag.search.fusion import FusionConfig, fuse
+from rag.search.subjects import SubjectFinder
+from rag.search.types import MODES, Hit, Mode, SearchResult
 
 
 class Retriever:
@@ -111,12 +32,10 @@ class Retriever:
         embedder: Embedder,
         *,
         fusion: FusionConfig | None = None,
+        answers: AnswerConfig | None = None,
         max_k: int = 50,
         max_query_chars: int = 1000,
-        base_url: str = "",
     ) -> None:
-        from rag.errors import IndexIncompatible
-
         if embedder.dim != index.manifest.dim:
             raise IndexIncompatible(
                 f"embedder dimension {embedder.dim} does not match the index ({index.manifest.dim})"
@@ -130,10 +49,9 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.fusion = fusion or FusionConfig()
+        self.answers = answers or AnswerConfig()
         self.max_k = max_k
         self.max_query_chars = max_query_chars
-        self.base_url = base_url
-        self._stemmer: Any = None
         self._roles: tuple[Any, dict[str, str]] | None = None
         # A document's rows, read from SQLite once: the index never changes under a Retriever.
         self._doc_rows: dict[str, np.ndarray] = {}
@@ -141,8 +59,6 @@ class Retriever:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Retriever:
         """Load the configured index and its query embedder (ONNX when the index has one)."""
-        from rag.index import load_index
-
         settings = settings or Settings()
         return cls.from_index(load_index(Path(settings.index_dir), settings.model), settings)
 
@@ -150,23 +66,24 @@ class Retriever:
     def from_index(cls, index: Index, settings: Settings | None = None) -> Retriever:
         """A retriever over a loaded index, encoding queries with the model the index needs:
         its corpus-adapted one when it has one, through ONNX when it has an export."""
-        from rag.embedding import load_query_embedder
-
         settings = settings or Settings(model=index.manifest.model)
         return cls(
             index,
             load_query_embedder(settings, index),
             max_k=settings.max_k,
             max_query_chars=settings.max_query_chars,
-            base_url=settings.public_url.rstrip("/"),
         )
 
     def answer(self, result: SearchResult) -> Answer:
         """The extractive answer to a search, reusing its query vector and stored sentences."""
-        from rag.answer import build_answer
-
         return build_answer(
-            result.query, result.hits, self.embedder, query_vector=result.vector, index=self.index
+            result.query,
+            result.hits,
+            self.embedder,
+            query_vector=result.vector,
+            index=self.index,
+            config=self.answers,
+            text_profile=self.index.manifest.text_profile,
         )
 
     # ------------------------------------------------------------------ validation
@@ -235,7 +152,7 @@ class Retriever:
             rankings["bm25"] = self._bm25_top(bm25, n_cand)
         named = self.named_document(query) if mode == "hybrid" and doc_id is None else None
         prior = self.rows_for_doc(named) if named else None
-        fused = self._fuse(rankings, mode, prior, bm25)
+        fused = fuse(rankings, mode, self.fusion, prior, bm25)
         hits = self._materialise(fused, k)
         took = (time.perf_counter() - t0) * 1000
         return SearchResult(query, hits, took, mode, {"search_ms": took}, vector)
@@ -279,16 +196,7 @@ class Retriever:
 
     def _bm25_scores(self, query: str, rows: np.ndarray | None) -> np.ndarray | None:
         """BM25 score of every chunk (0 outside ``rows``); None when no query term is indexable."""
-        bm25s = import_bm25s()
-
-        if self._stemmer is None:
-            import Stemmer
-
-            self._stemmer = Stemmer.Stemmer(BM25_PARAMS["stemmer"])
-        tokens = bm25s.tokenize(
-            query, stopwords=BM25_PARAMS["stopwords"], stemmer=self._stemmer,
-            return_ids=False, show_progress=False,
-        )[0]  # fmt: skip
+        tokens = query_tokens(query)
         if not tokens:
             return None
         mask = None
@@ -319,75 +227,11 @@ class Retriever:
     def named_document(self, query: str) -> str | None:
         """The id of the one document whose role the query names, if it names exactly one."""
         if self._roles is None:
-            from rag.chat import SubjectFinder
-
             docs = self.index.documents()
             self._roles = (SubjectFinder([d.title for d in docs]), {d.title: d.id for d in docs})
         finder, ids = self._roles
         titles = finder.named_titles(query)
         return ids[titles[0]] if len(titles) == 1 else None
-
-    def _fuse(
-        self,
-        rankings: dict[str, list[tuple[int, float]]],
-        mode: str,
-        prior: np.ndarray | None = None,
-        bm25: np.ndarray | None = None,
-    ) -> list[dict[str, Any]]:
-        f = self.fusion
-        weights = {"dense": f.dense_weight, "sentence": f.sentence_weight, "bm25": f.bm25_weight}
-        table: dict[int, dict[str, Any]] = {}
-        for name, ranking in rankings.items():
-            for rank, (row, score) in enumerate(ranking, start=1):
-                entry = table.setdefault(row, {"row": row, "score": 0.0})
-                entry[f"{name}_rank"] = rank
-                entry[f"{name}_score"] = score
-                if mode != "hybrid":
-                    entry["score"] = score
-                elif f.method == "rrf":
-                    entry["score"] += weights[name] / (f.rrf_k + rank)
-        if mode == "hybrid" and table:
-            rows = np.fromiter(table, dtype=np.int64, count=len(table))
-            fused = np.zeros(len(rows))
-            if f.method == "zscore":
-                fused = self._zscore_sum(rows, rankings, weights, bm25)
-            if prior is not None:
-                # Test the few candidates against the document's rows, not the other way round.
-                bonus = f.role_weight if f.method == "zscore" else f.role_weight / (f.rrf_k + 1)
-                fused += np.where(np.isin(rows, prior), bonus, 0.0)
-            for row, extra in zip(rows.tolist(), fused.tolist(), strict=True):
-                table[row]["score"] += extra
-        return sorted(table.values(), key=lambda e: (-e["score"], e["row"]))
-
-    @staticmethod
-    def _zscore_sum(
-        rows: np.ndarray,
-        rankings: dict[str, list[tuple[int, float]]],
-        weights: dict[str, float],
-        bm25: np.ndarray | None,
-    ) -> np.ndarray:
-        """Weighted mean over the rankings of each candidate's standardised score.
-
-        A candidate missing from a vector ranking gets that ranking's lowest listed score, an
-        upper bound on its true one (only the top few were fetched); BM25 scores every chunk
-        anyway, so its exact score is used.
-        """
-        total = np.zeros(len(rows))
-        weight_sum = 0.0
-        for name, ranking in rankings.items():
-            if not ranking:
-                continue  # BM25 with no matching term has no opinion
-            if name == "bm25" and bm25 is not None:
-                col = bm25[rows].astype(np.float64)
-            else:
-                listed = dict(ranking)
-                floor = min(listed.values())
-                col = np.fromiter((listed.get(r, floor) for r in rows.tolist()), np.float64)
-            std = col.std()
-            if std > 0:  # all equal: this ranking cannot tell the candidates apart
-                total += weights[name] * (col - col.mean()) / std
-            weight_sum += weights[name]
-        return total / weight_sum if weight_sum else total
 
     def _materialise(self, fused: list[dict[str, Any]], k: int) -> list[Hit]:
         # Fetch a few more than k: overlapping passages are dropped below.

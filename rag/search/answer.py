@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.chunking import list_titles, passage_sentences
-from rag.embedding import Embedder
-from rag.index import Index
-from rag.retrieval import Hit
+from rag.index.store import Index
+from rag.ingest.chunking import chunk_sentences
+from rag.ingest.profiles import DEFAULT_TEXT_PROFILE
+from rag.ingest.sentences import list_titles
+from rag.models.embedder import Embedder
+from rag.search.types import Hit
 
 # Questions asking for an amount want the sentence that states one.
 _QUANTITY_RE = re.compile(
@@ -31,6 +33,26 @@ _SIGNPOST_RE = re.compile(
     r"|\b(?:subsequent|following|next|later) sections\b",
     re.IGNORECASE,
 )
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """How sentences are chosen for an answer; scores are cosines between unit vectors."""
+
+    max_sentences: int = 4
+    min_sentences: int = 2
+    # Sentences are taken from this many top passages.
+    passages: int = 3
+    # Past ``min_sentences``, a sentence this far below the best one is left out.
+    margin: float = 0.12
+    # Subtracted per rank below the first: the passage ranking already weighed the whole passage.
+    rank_prior: float = 0.03
+    # Added to a sentence that states an amount, when the question asks for one.
+    quantity_bonus: float = 0.15
+    # Subtracted from signposts and list titles: they repeat a question's words, answer nothing.
+    signpost_penalty: float = 0.2
+    # A sentence this close to one already chosen says the same again.
+    duplicate_cosine: float = 0.92
 
 
 @dataclass
@@ -57,14 +79,17 @@ def build_answer(
     *,
     query_vector: np.ndarray | None = None,
     index: Index | None = None,
-    max_sentences: int = 4,
-    min_sentences: int = 2,
-    passages: int = 3,
-    margin: float = 0.12,
+    config: AnswerConfig | None = None,
+    text_profile: str = DEFAULT_TEXT_PROFILE,
 ) -> Answer:
-    """Pick 2-4 sentences from the top passages, most relevant first, each cited as [n]."""
-    top = hits[:passages]
-    per_hit = [passage_sentences(hit.chunk.text) for hit in top]
+    """Pick a few sentences from the top passages, most relevant first, each cited as [n].
+
+    ``text_profile`` is the profile plain-text sources were read with (the index's manifest
+    records it), so sentences split exactly as the index's stored sentence vectors were.
+    """
+    c = config or AnswerConfig()
+    top = hits[: c.passages]
+    per_hit = [chunk_sentences(hit.chunk, text_profile) for hit in top]
     cands = [(s, hit.rank) for hit, sentences in zip(top, per_hit, strict=True) for s in sentences]
     if not cands:
         return Answer("", [])
@@ -88,24 +113,26 @@ def build_answer(
         rows.extend(vectors if vectors is not None else [next(fresh) for _ in sentences])
     sv = np.asarray(rows, dtype=np.float32)
     # The passage ranking already weighs the whole passage; a small prior keeps it in play.
-    scores = sv @ q - 0.03 * np.array([ref - 1 for _, ref in cands], dtype=np.float32)
+    scores = sv @ q - c.rank_prior * np.array([ref - 1 for _, ref in cands], dtype=np.float32)
     if _QUANTITY_RE.search(query):
-        scores += 0.15 * np.array([bool(_NUMBER_RE.search(s)) for s, _ in cands], dtype=np.float32)
+        scores += c.quantity_bonus * np.array(
+            [bool(_NUMBER_RE.search(s)) for s, _ in cands], dtype=np.float32
+        )
     # A numbered title over a list ("Data Preparation and Analysis") is passed over like a
     # signpost: its items say what it means.
     titles = {hit.rank: list_titles(hit.chunk.text) for hit in top}
-    scores -= 0.2 * np.array(
+    scores -= c.signpost_penalty * np.array(
         [_signpost(s) or s in titles[ref] for s, ref in cands], dtype=np.float32
     )
     order = np.argsort(-scores, kind="stable")
     chosen: list[int] = []
     best = float(scores[order[0]])
     for i in order:
-        if len(chosen) >= max_sentences:
+        if len(chosen) >= c.max_sentences:
             break
-        if len(chosen) >= min_sentences and scores[i] < best - margin:
+        if len(chosen) >= c.min_sentences and scores[i] < best - c.margin:
             break
-        if any(float(sv[i] @ sv[j]) > 0.92 for j in chosen):
+        if any(float(sv[i] @ sv[j]) > c.duplicate_cosine for j in chosen):
             continue  # near-duplicate of a sentence already chosen
         chosen.append(int(i))
     sentences = [

@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.chunking import Chunk, passage_sentences
-from rag.embedding import SentenceTransformerEmbedder
+from rag.ingest.chunking import Chunk, chunk_sentences
+from rag.ingest.profiles import DEFAULT_TEXT_PROFILE
+from rag.models.embedder import SentenceTransformerEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,18 @@ class Pair:
     row: int  # the chunk, so two pairs from one passage are never each other's negatives
 
 
-def training_pairs(chunks: Sequence[Chunk], settings: AdaptSettings | None = None) -> list[Pair]:
+def training_pairs(
+    chunks: Sequence[Chunk],
+    settings: AdaptSettings | None = None,
+    text_profile: str = DEFAULT_TEXT_PROFILE,
+) -> list[Pair]:
     """Inverse-cloze and heading pairs from the chunks, sampled down to ``max_pairs``."""
     settings = settings or AdaptSettings()
     pairs: list[Pair] = []
     for row, chunk in enumerate(chunks):
         if len(chunk.section_path) > 1:
             pairs.append(Pair(" ".join(chunk.section_path[1:]), chunk.embedding_text(), row))
-        sentences = passage_sentences(chunk.text)
+        sentences = chunk_sentences(chunk, text_profile)
         for sentence in sentences:
             # Remove the sentence when it is verbatim in the passage; a labelled list item is
             # not, and stays, which Lee et al. also do for a share of pairs.
@@ -101,6 +106,7 @@ def adapt_model(
     chunks: Sequence[Chunk],
     out_dir: Path,
     settings: AdaptSettings | None = None,
+    text_profile: str = DEFAULT_TEXT_PROFILE,
 ) -> tuple[SentenceTransformerEmbedder, dict[str, Any]]:
     """Fine-tune a copy of the embedder's model on the chunks; save it to ``out_dir``.
 
@@ -113,7 +119,7 @@ def adapt_model(
 
     settings = settings or AdaptSettings()
     t0 = time.perf_counter()
-    pairs = training_pairs(chunks, settings)
+    pairs = training_pairs(chunks, settings, text_profile)
     rng = random.Random(settings.seed)
     torch.manual_seed(settings.seed)
     model = SentenceTransformer(embedder.path, device="cpu")

@@ -1,0 +1,210 @@
+"""The stored index: chunks and documents in SQLite, read on demand beside FAISS and BM25.
+
+SQLite keeps a million chunks' text and metadata on disk rather than in memory, and one
+read-only connection is shared by every request thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.errors import DocumentNotFound, IndexIncompatible
+from rag.index.ann import read_faiss
+from rag.index.lexical import import_bm25s
+from rag.index.manifest import Manifest, corpus_hashes
+from rag.ingest.chunking import Chunk
+from rag.ingest.types import Document
+from rag.models.embedder import resolve_model
+
+
+def write_meta(path: Path, docs: Iterable[Document], chunks: Sequence[Chunk]) -> None:
+    con = sqlite3.connect(path)
+    try:
+        con.executescript(
+            """
+            CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
+                doc_id TEXT NOT NULL, title TEXT, section_path TEXT, source TEXT,
+                start INTEGER, end INTEGER, text TEXT);
+            CREATE INDEX chunks_doc ON chunks(doc_id);
+            CREATE TABLE documents (ord INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
+                title TEXT, source TEXT, offset INTEGER, text TEXT, outline TEXT);
+            """
+        )
+        con.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                (
+                    i,
+                    c.id,
+                    c.doc_id,
+                    c.title,
+                    json.dumps(c.section_path),
+                    c.source,
+                    c.start,
+                    c.end,
+                    c.text,
+                )  # fmt: skip
+                for i, c in enumerate(chunks)
+            ),
+        )
+        con.executemany(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?)",
+            (
+                (i, d.id, d.title, d.source, d.start, d.body, json.dumps(_outline(d)))
+                for i, d in enumerate(docs)
+            ),
+        )
+        con.commit()
+    finally:
+        con.close()
+
+
+def _outline(doc: Document) -> list[dict[str, Any]]:
+    return [
+        {"path": list(s.path), "start": s.spans[0][0], "end": s.spans[-1][1]} for s in doc.sections
+    ]
+
+
+@dataclass
+class DocumentInfo:
+    """A document as stored in the index: text, where it starts in its source, and outline."""
+
+    id: str
+    title: str
+    source: str
+    offset: int
+    text: str
+    outline: list[dict[str, Any]]
+
+
+class Index:
+    """A loaded index: FAISS and BM25 in memory (FAISS memory-mapped), metadata on demand."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        faiss_index: Any,
+        bm25: Any,
+        sentences: Any = None,
+        sentence_rows: np.ndarray | None = None,
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.faiss = faiss_index
+        self.bm25 = bm25
+        self.sentences = sentences
+        self.sentence_rows = sentence_rows
+        # One read-only connection for every thread, opened now so that a later rebuild that
+        # swaps the directory cannot make this index read another build's rows.
+        self._con = sqlite3.connect(
+            f"file:{path / 'meta.sqlite'}?mode=ro", uri=True, check_same_thread=False
+        )
+        self._lock = threading.Lock()
+        self.size = int(manifest.counts["chunks"])
+
+    def close(self) -> None:
+        """Close the metadata connection."""
+        self._con.close()
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._con.execute(sql, args).fetchall()
+
+    def chunks(self, rows: Sequence[int]) -> list[Chunk]:
+        """Chunks by FAISS row, in the order asked."""
+        if not rows:
+            return []
+        found = {}
+        for start in range(0, len(rows), 500):
+            part = [int(r) for r in rows[start : start + 500]]
+            marks = ",".join("?" * len(part))
+            for r in self._query(f"SELECT * FROM chunks WHERE row IN ({marks})", part):
+                found[r[0]] = Chunk(r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8])
+        return [found[int(r)] for r in rows]
+
+    def all_chunks(self) -> list[Chunk]:
+        """Every chunk, in row order (for tests and evaluation, not for serving)."""
+        return self.chunks(list(range(self.size)))
+
+    def rows_for_doc(self, doc_id: str) -> np.ndarray:
+        """FAISS rows of one document's chunks."""
+        rows = self._query("SELECT row FROM chunks WHERE doc_id = ?", (doc_id,))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def documents(self) -> list[DocumentInfo]:
+        """All documents without their text."""
+        rows = self._query(
+            "SELECT id, title, source, offset, '', outline FROM documents ORDER BY ord"
+        )
+        return [DocumentInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def document(self, doc_id: str) -> DocumentInfo:
+        """One document with its text; raises DocumentNotFound."""
+        rows = self._query(
+            "SELECT id, title, source, offset, text, outline FROM documents WHERE id = ?", (doc_id,)
+        )
+        if not rows:
+            raise DocumentNotFound(f"no document with id {doc_id!r}")
+        r = rows[0]
+        return DocumentInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
+
+    def sentence_vectors(self, row: int) -> np.ndarray | None:
+        """Stored vectors of one chunk's sentences, in order; None where the index has none."""
+        if self.sentences is None or self.sentence_rows is None:
+            return None
+        # Sentences were added chunk by chunk, so each chunk's vectors are one sorted run.
+        lo = int(np.searchsorted(self.sentence_rows, row, side="left"))
+        hi = int(np.searchsorted(self.sentence_rows, row, side="right"))
+        try:
+            return np.asarray(self.sentences.reconstruct_n(lo, hi - lo), dtype=np.float32)
+        except RuntimeError:  # an index type that cannot give its vectors back
+            return None
+
+    def chunk_counts(self) -> dict[str, int]:
+        """Number of chunks per document id."""
+        return dict(self._query("SELECT doc_id, COUNT(*) FROM chunks GROUP BY doc_id"))
+
+    def stale_sources(self, corpus_dir: Path) -> list[str]:
+        """Source files added, removed or changed since the build (empty when fresh)."""
+        try:
+            current = corpus_hashes(Path(corpus_dir))
+        except OSError:
+            return sorted(self.manifest.sources)
+        built = self.manifest.sources
+        return sorted(p for p in set(current) | set(built) if current.get(p) != built.get(p))
+
+
+def load_index(index_dir: Path, model: str | None = None, *, mmap: bool = True) -> Index:
+    """Open an index; refuse one built by another model or format."""
+    index_dir = Path(index_dir)
+    manifest = Manifest.read(index_dir)
+    if model is not None:
+        wanted = resolve_model(model)[0] if model else model
+        if wanted != manifest.model:
+            raise IndexIncompatible(
+                f"index at {index_dir} was built with model {manifest.model!r}, but the "
+                f"configured model is {wanted!r}: rebuild with `rag index` or set RAG_MODEL"
+            )
+    try:
+        vectors = read_faiss(index_dir / "vectors.faiss", mmap)
+        sentences = sentence_rows = None
+        if (index_dir / "sentences.faiss").exists():
+            sentences = read_faiss(index_dir / "sentences.faiss", mmap)
+            sentence_rows = np.load(
+                index_dir / "sentence_rows.npy", mmap_mode="r" if mmap else None
+            )
+        bm25 = import_bm25s().BM25.load(str(index_dir / "bm25"), mmap=mmap, show_progress=False)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise IndexIncompatible(f"index at {index_dir} is damaged: {exc}") from exc
+    if vectors.d != manifest.dim or vectors.ntotal != manifest.counts["chunks"]:
+        raise IndexIncompatible(f"index at {index_dir} does not match its manifest")
+    return Index(index_dir, manifest, vectors, bm25, sentences, sentence_rows)

@@ -1,0 +1,23 @@
+"""Search: hybrid retrieval over an index, extractive answers, and chat query resolution."""
+
+from rag.search.answer import Answer, AnswerConfig, AnswerSentence, build_answer
+from rag.search.chat import resolve_query
+from rag.search.fusion import FusionConfig
+from rag.search.retriever import Retriever
+from rag.search.subjects import SubjectFinder
+from rag.search.types import MODES, Hit, Mode, SearchResult
+
+__all__ = [
+    "MODES",
+    "Answer",
+    "AnswerConfig",
+    "AnswerSentence",
+    "FusionConfig",
+    "Hit",
+    "Mode",
+    "Retriever",
+    "SearchResult",
+    "SubjectFinder",
+    "build_answer",
+    "resolve_query",
+]

@@ -1,0 +1,115 @@
+"""Domain errors and request problems as JSON: ``{"detail", "field", "errors": [...]}``.
+
+``field`` is a dotted path into the request body (``filters.doc_id``, ``messages.2.role``) and
+``errors`` lists every validation problem. This is the only place that maps errors to statuses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.errors import (
+    BadQuery,
+    CorpusEmpty,
+    DocumentNotFound,
+    IndexIncompatible,
+    IndexNotFound,
+    IndexStale,
+    RagError,
+)
+from rag.serve.querylog import QueryNotFound
+from rag.serve.schemas import ErrorResponse, FieldError
+
+log = logging.getLogger(__name__)
+
+_STATUS: tuple[tuple[type[RagError], int], ...] = (
+    (BadQuery, 422),
+    (DocumentNotFound, 404),
+    (QueryNotFound, 404),
+    (IndexNotFound, 503),
+    (IndexIncompatible, 503),
+    (IndexStale, 503),
+    (CorpusEmpty, 503),
+)
+
+
+_FIELD_OF = {DocumentNotFound: "doc_id", QueryNotFound: "query_id"}
+
+
+# Library field names as the request spells them: /search takes doc_id inside "filters".
+_REQUEST_FIELD = {"doc_id": "filters.doc_id"}
+
+
+def error_response(
+    status: int,
+    detail: str,
+    field: str | None = None,
+    errors: Sequence[FieldError] | None = None,
+    *,
+    kind: str = "invalid",
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    if errors is None:
+        errors = [FieldError(field=field, message=detail, type=kind)] if field else []
+    body = ErrorResponse(detail=detail, field=field, errors=list(errors))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+async def _rag_error(request: Request, exc: Exception) -> JSONResponse:
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+    if status >= 500:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+    if isinstance(exc, BadQuery):
+        name = _REQUEST_FIELD.get(exc.field, exc.field)
+    else:
+        name = next((f for cls, f in _FIELD_OF.items() if isinstance(exc, cls)), None)
+    detail = f"{name}: {exc}" if name and not str(exc).startswith(name.split(".")[-1]) else str(exc)
+    return error_response(status, detail, name, kind=type(exc).__name__)
+
+
+def _loc(loc: Sequence[Any]) -> str:
+    # Drop where FastAPI found the value ("body", "path"): the rest is the field's path.
+    parts = loc[1:] if loc and loc[0] in ("body", "path", "query") else loc
+    return ".".join(map(str, parts)) or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for e in exc.errors():
+        if e["type"] == "json_invalid":
+            message = f"request body is not valid JSON ({e.get('ctx', {}).get('error', e['msg'])})"
+            errors.append(FieldError(field="body", message=message, type="json_invalid"))
+        else:
+            errors.append(FieldError(field=_loc(e["loc"]), message=e["msg"], type=e["type"]))
+    first = errors[0]
+    detail = f"{first.field}: {first.message}"
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more)"
+    status = 400 if first.type == "json_invalid" else 422
+    return error_response(status, detail, first.field, errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal server error")
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Answer every error the app can meet with the JSON error shape."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RagError, _rag_error)
+    app.add_exception_handler(Exception, _server_error)

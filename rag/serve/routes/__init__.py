@@ -1,0 +1,7 @@
+"""One router per resource; handlers parse, call the services and format."""
+
+from rag.serve.routes import chat, documents, feedback, search, service
+
+ROUTERS = (search.router, chat.router, documents.router, service.router, feedback.router)
+
+__all__ = ["ROUTERS"]

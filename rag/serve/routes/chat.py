@@ -1,0 +1,121 @@
+"""Routes: /chat, as JSON or as a stream of server-sent events.
+
+Streaming chat answers ``text/event-stream``; every event is one ``event:`` line and one
+``data:`` line of JSON, then a blank line::
+
+    event: sources
+    data: {"query": "...", "query_id": "...", "results": [...]}   # sent as soon as retrieval ends
+
+    event: delta
+    data: {"text": "First sentence. [1] "}                       # the answer, piece by piece
+
+    event: done
+    data: {"answer": "...", "query_id": "..."}                    # the whole answer text
+
+The ``delta`` texts concatenate to ``done.answer``; an answer with no sentence sends no delta.
+If building the answer fails after the stream has begun, an ``event: error`` with
+``{"detail": "..."}`` ends it instead of ``done``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from rag.search.chat import resolve_query
+from rag.search.types import SearchResult
+from rag.serve.schemas import ERRORS, ChatRequest, ChatResponse
+from rag.serve.services import Ready, Services, ms_since
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(responses=ERRORS, tags=["query"])
+
+_CHAT_DESCRIPTION = """Answers the last user message of a conversation. Follow-ups such as
+"How much do they earn?" or "And at Google?" are first resolved into a standalone query
+(returned as `query`) by carrying over the subject of earlier turns.
+
+With `"stream": true` the answer is `text/event-stream`: `event: sources` (data: `{query,
+query_id, results}`), then one `event: delta` per piece of the answer (data: `{text}`; the texts
+concatenate to the answer), then `event: done` (data: `{answer, query_id}`). Each event's data is
+one line of JSON."""
+
+
+# One event of the stream (OpenAPI 3.1 describes an event stream by its events).
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["sources", "delta", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
+
+
+_SSE_EXAMPLE = (
+    'event: sources\ndata: {"query": "...", "query_id": "...", "results": []}\n\n'
+    'event: delta\ndata: {"text": "First sentence. [1] "}\n\n'
+    'event: done\ndata: {"answer": "First sentence. [1]", "query_id": "..."}\n\n'
+)
+
+
+@router.post(
+    "/chat",
+    response_model=ChatResponse,
+    description=_CHAT_DESCRIPTION,
+    responses={
+        200: {
+            "description": "The answer, as JSON or (with `stream`) as server-sent events.",
+            "content": {"text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}},
+        }
+    },
+)
+async def chat(body: ChatRequest, svc: Ready) -> Any:
+    """Answer the last message of a conversation, resolving follow-ups."""
+    started = time.perf_counter()
+    query = resolve_query(body.messages, svc.titles, max_chars=svc.settings.max_query_chars)
+    query = svc.retriever.check(query, body.k)  # type: ignore[union-attr]
+    result = await svc.search(query, body.k)
+    results = svc.results(result.hits)
+    if body.stream:
+        query_id = svc.log_query("chat", query, result.hits, started)
+        return StreamingResponse(
+            _chat_events(svc, query, query_id, result, results),
+            media_type="text/event-stream",
+            # Proxies must pass each event on as it comes rather than buffer the stream.
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    answer = await svc.answer(result)
+    query_id = svc.log_query("chat", query, result.hits, started)
+    return {"answer": answer, "results": results, "query": query, "query_id": query_id,
+            "took_ms": ms_since(started)}  # fmt: skip
+
+
+def _event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+# A piece ends after a citation marker and the space after it; the rest is one last piece.
+_PIECE_RE = re.compile(r".*?\[\d+\]\s*|.+", re.S)
+
+
+async def _chat_events(
+    svc: Services, query: str, query_id: str, result: SearchResult, results: list[dict[str, Any]]
+) -> AsyncIterator[str]:
+    yield _event("sources", {"query": query, "query_id": query_id, "results": results})
+    try:
+        answer = await svc.answer(result)
+    except Exception:
+        log.exception("chat stream %s: could not build the answer", query_id)
+        yield _event("error", {"detail": "could not build the answer"})
+        return
+    for piece in _PIECE_RE.findall(answer):
+        yield _event("delta", {"text": piece})
+    yield _event("done", {"answer": answer, "query_id": query_id})

@@ -1,0 +1,23 @@
+"""Routes: /feedback on a logged query."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+
+from rag.serve.schemas import ERRORS, ErrorResponse, FeedbackRequest, FeedbackResponse
+from rag.serve.services import Svc
+
+router = APIRouter(responses=ERRORS, tags=["query"])
+
+
+@router.post(
+    "/feedback",
+    response_model=FeedbackResponse,
+    responses={404: {"model": ErrorResponse, "description": "No logged query with that id"}},
+)
+async def feedback(body: FeedbackRequest, svc: Svc) -> dict[str, str]:
+    """Record a thumbs up or down (and an optional comment) on a logged query."""
+    await asyncio.wrap_future(svc.querylog.feedback(body.query_id, body.rating, body.comment))
+    return {"status": "recorded", "query_id": body.query_id}

@@ -1,0 +1,92 @@
+"""Terminal output of the ``rag`` command: rich tables and panels, and JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rag.search import Hit
+
+
+def print_eval(out: Console, path: Path, n: int, k: int, reports: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{path.name}: {n} questions, k={k}")
+    table.add_column("mode")
+    for label in ("hit@1", "hit@3", "hit@5", f"MRR@{k}", f"nDCG@{k}", "mean chars", "max chars"):
+        table.add_column(label, justify="right")
+    for r in reports:
+        table.add_row(
+            r.name,
+            *(f"{v:.3f}" for v in (r.hit_at_1, r.hit_at_3, r.hit_at_5, r.mrr_at_10, r.ndcg_at_10)),
+            f"{r.mean_chars:.0f}",
+            str(r.max_chars),
+        )
+    out.print(table)
+    focus = next((r for r in reports if r.name == "hybrid"), reports[-1])
+    if not focus.misses:
+        out.print(f"{focus.name}: every question has evidence at rank 1.")
+        return
+    misses = Table(title=f"{focus.name}: questions without evidence at rank 1")
+    misses.add_column("id")
+    misses.add_column("rank", justify="right")
+    misses.add_column("question")
+    for m in focus.misses:
+        misses.add_row(str(m["id"]), str(m["rank"]) if m["rank"] else f">{k}", m["question"])
+    out.print(misses)
+
+
+def citation_label(hit: Hit) -> str:
+    """A citation as 'title > section (source:start-end)'."""
+    c = hit.chunk
+    # Section paths start with the document title; do not print it twice.
+    path = list(c.section_path)
+    if path and path[0] == c.title:
+        path = path[1:]
+    place = " > ".join([c.title, *path]) if c.title else " > ".join(path)
+    return f"{place} ({c.source}:{c.start}-{c.end})"
+
+
+def print_hit(out: Console, hit: Hit) -> None:
+    from rich.padding import Padding
+    from rich.text import Text
+
+    head = Text(f"[{hit.rank}] ", style="bold cyan")
+    head.append(citation_label(hit), style="bold")
+    head.append(f"  score {hit.score:.4f}", style="dim")
+    out.print(head, soft_wrap=True)
+    out.print(Padding(Text(hit.chunk.text.strip()), (0, 0, 1, 4), expand=False))
+
+
+def console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    # Created per call so that it writes to whatever sys.stdout is now (pytest swaps it).
+    return Console(stderr=stderr, highlight=False)
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def print_documents(out: Console, docs: list[dict[str, Any]], index_dir: Path, model: str) -> None:
+    """The indexed documents as a table."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"{len(docs)} documents in {index_dir}",
+        caption=f"{sum(d['chunks'] for d in docs)} chunks, model {model}",
+    )
+    # Ids are what `--doc` takes, so they are never wrapped; the other columns give way.
+    table.add_column("id", no_wrap=True)
+    table.add_column("title")
+    table.add_column("source", overflow="fold")
+    table.add_column("sections", justify="right")
+    table.add_column("chunks", justify="right")
+    for d in docs:
+        table.add_row(d["id"], d["title"], d["source"], str(d["sections"]), str(d["chunks"]))
+    out.print(table)
