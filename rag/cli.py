@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("query", metavar="QUERY")
     p.add_argument("-k", type=int, metavar="N", help="number of passages (default RAG_K, 5)")
-    p.add_argument("--doc", metavar="ID", help="search one document only")
+    _filter_options(p)
     p.add_argument("--mode", choices=MODES, default="hybrid", help="ranking (default hybrid)")
     p.set_defaults(func=cmd_search)
 
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("question", metavar="QUESTION")
     p.add_argument("-k", type=int, metavar="N", help="passages to read (default RAG_K, 5)")
+    _filter_options(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser(
@@ -211,9 +212,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         embedder,
         chunker,
         progress=not args.json,
-        adapt=None if settings.adapt else False,
+        adapt=settings.adapt,
         text_profile=settings.text_profile,
     )
+    skipped = manifest.extra.get("skipped") or {}
+    for path, why in skipped.items():
+        _warn(f"skipped {path}: {why}")
     if args.json:
         terminal.print_json(_index_json(settings, manifest, built=True))
         return 0
@@ -233,7 +237,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     settings = _settings(args)
     k = _check_request(args.query, args.k, settings)
     retriever = _retriever(settings)
-    result = retriever.search(args.query, k, doc_id=args.doc, mode=args.mode)
+    result = retriever.search(args.query, k, mode=args.mode, filters=_filters(args))
     if args.json:
         terminal.print_json(
             {
@@ -266,7 +270,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     k = _check_request(args.question, args.k, settings)
     retriever = _retriever(settings)
     t0 = time.perf_counter()
-    result = retriever.search(args.question, k)
+    result = retriever.search(args.question, k, filters=_filters(args))
     answer = retriever.answer(result)
     took_ms = (time.perf_counter() - t0) * 1000
     if args.json:
@@ -452,7 +456,25 @@ def _index_json(settings: Settings, manifest: Any, *, built: bool) -> dict[str, 
         "counts": manifest.counts,
         "built_at": manifest.built_at,
         "build_seconds": manifest.build_seconds,
+        "skipped": [
+            {"path": path, "reason": why}
+            for path, why in (manifest.extra.get("skipped") or {}).items()
+        ],
     }
+
+
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--doc", metavar="ID", action="append", help="only this document (repeatable)")
+    p.add_argument(
+        "--tag", metavar="TAG", action="append", help="only documents with this tag (repeatable)"
+    )
+    p.add_argument("--source", metavar="PREFIX", help="only source files under this path")
+
+
+def _filters(args: argparse.Namespace) -> Any:
+    from rag.search import Filters
+
+    return Filters(tuple(args.doc or ()), tuple(args.tag or ()), args.source or None)
 
 
 def _non_negative_float(text: str) -> float:

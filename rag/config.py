@@ -27,8 +27,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(64, ge=1)
     # How plain-text files are read (rag.ingest.profiles): "scraped-guide" or "plain".
     text_profile: str = DEFAULT_TEXT_PROFILE
-    # Fine-tune the model on the corpus when building the index (rag.models.adaptation).
-    adapt: bool = True
+    # Fine-tune the model on the corpus when building the index (rag.models.adaptation). Off by
+    # default: it costs minutes and GiBs on a large corpus for little gain (docs/evaluation.md).
+    adapt: bool = False
     k: int = Field(5, ge=1, le=50)
     max_k: int = Field(50, ge=1)
     max_query_chars: int = Field(1000, ge=1)

@@ -36,3 +36,7 @@ class DocumentNotFound(RagError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain.
         return str(self.args[0]) if self.args else "document not found"
+
+
+class BadDocument(RagError):
+    """A corpus file that cannot be parsed: corrupt, encrypted, empty or not text."""

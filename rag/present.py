@@ -12,15 +12,19 @@ from urllib.parse import quote
 from rag.search.types import Hit
 
 
-def viewer_url(doc_id: str, start: int, end: int, base_url: str = "") -> str:
-    """The source viewer's link to one span of a document."""
-    return f"{base_url}/view/{quote(doc_id)}?start={start}&end={end}#passage"
+def viewer_url(
+    doc_id: str, start: int, end: int, base_url: str = "", page: int | None = None
+) -> str:
+    """The source viewer's link to one span of a document (and the PDF page it is on)."""
+    on_page = f"&page={page}" if page is not None else ""
+    return f"{base_url}/view/{quote(doc_id)}?start={start}&end={end}{on_page}#passage"
 
 
 def citation(hit: Hit, base_url: str = "") -> dict[str, Any]:
     """Where a passage comes from, precisely enough to open it at the cited span."""
     c = hit.chunk
-    return {
+    page = c.meta.get("page")
+    out: dict[str, Any] = {
         "doc_id": c.doc_id,
         "title": c.title,
         "section": c.section,
@@ -28,8 +32,14 @@ def citation(hit: Hit, base_url: str = "") -> dict[str, Any]:
         "source": c.source,
         "start": c.start,
         "end": c.end,
-        "url": viewer_url(c.doc_id, c.start, c.end, base_url),
+        "url": viewer_url(c.doc_id, c.start, c.end, base_url, page),
     }
+    # start/end are offsets into the text as indexed (what the viewer shows); for a file with
+    # markup these say where the passage is in the file itself (null when unknown), and a
+    # PDF's page.
+    for key in ("page", "source_start", "source_end"):
+        out[key] = c.meta.get(key)
+    return out
 
 
 def hit_json(hit: Hit, base_url: str = "") -> dict[str, Any]:

@@ -100,7 +100,7 @@ def adapted_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Pa
         "with hiring managers.\n",
         encoding="utf-8",
     )
-    build_index(corpus, root / "index", real_embedder)
+    build_index(corpus, root / "index", real_embedder, adapt=True)
     return root / "index"
 
 
@@ -164,7 +164,7 @@ def test_an_adapted_index_without_its_model_folder_is_refused(
 
 def test_adaptation_is_reproducible(adapted_index: Path, real_embedder, tmp_path: Path) -> None:
     corpus = adapted_index.parent / "corpus"
-    build_index(corpus, tmp_path / "again", real_embedder, onnx=False)
+    build_index(corpus, tmp_path / "again", real_embedder, onnx=False, adapt=True)
     a = load_index(adapted_index).faiss.reconstruct_n(0, 3)
     b = load_index(tmp_path / "again").faiss.reconstruct_n(0, 3)
     assert Manifest.read(tmp_path / "again").query_model == Manifest.read(adapted_index).query_model

@@ -98,7 +98,12 @@ def test_markdown_chunks_have_offsets_into_the_file():
     chunks = chunk_documents([doc])
     assert [c.section_path for c in chunks] == [["Guide"], ["Guide", "Pay"]]
     for c in chunks:
-        assert text[c.start : c.end] == c.text
+        # Offsets are into the rendered text; the block's own span is into the file.
+        assert doc.text[c.start : c.end] == c.text
+        assert (
+            c.text.split("\n")[0].lstrip("• ")
+            in text[c.meta["source_start"] : c.meta["source_end"]]
+        )
 
 
 def test_passage_sentences_keep_the_label_of_nested_items():

@@ -25,7 +25,10 @@ DEV_QUESTIONS = (
     _SHARED_DEV if _SHARED_DEV.exists() else ROOT / "tests" / "data" / "dev_questions.jsonl"
 )
 FRAUD_QUERY = "what skills does an ML fraud engineer need"
-CITATION_FIELDS = {"doc_id", "title", "section", "section_path", "source", "start", "end", "url"}
+CITATION_FIELDS = {
+    "doc_id", "title", "section", "section_path", "source", "start", "end", "url", "page",
+    "source_start", "source_end",
+}  # fmt: skip
 HEAVY_MODULES = ("torch", "sentence_transformers", "faiss")
 
 

@@ -152,7 +152,8 @@ def test_every_mode_returns_ranked_hits_with_full_citations(retriever: Retriever
     assert result.hits[0].chunk.doc_id == "data-engineer"
     citation = hit_json(result.hits[0])["citation"]
     assert set(citation) == {
-        "doc_id", "title", "section", "section_path", "source", "start", "end", "url"
+        "doc_id", "title", "section", "section_path", "source", "start", "end", "url", "page",
+        "source_start", "source_end",
     }  # fmt: skip
     assert citation["url"].startswith("/view/data-engineer?start=")
 

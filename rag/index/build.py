@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.errors import RagError
 from rag.index.ann import make_faiss_index
 from rag.index.fs import swap_into_place
 from rag.index.lexical import BM25_PARAMS, build_bm25
@@ -51,10 +52,12 @@ def build_index(
 ) -> Manifest:
     """Parse, chunk, embed and index the corpus, then atomically replace ``index_dir``.
 
-    ``adapt`` (default: when the embedder is a SentenceTransformerEmbedder, with AdaptSettings())
-    first fine-tunes a copy of the model on the corpus (rag.models.adaptation) and stores it in
-    ``index_dir/model``; queries must then use it (``load_query_embedder`` does). ``onnx``
-    (same default) also exports the model into ``index_dir/onnx`` for torch-free queries.
+    ``adapt`` (off by default; True means AdaptSettings()) first fine-tunes a copy of a
+    sentence-transformers model on the corpus (rag.models.adaptation) and stores it in
+    ``index_dir/model``, reusing the previous index's when the corpus and settings are the same;
+    queries must then use it (``load_query_embedder`` does). ``onnx`` (default: for a
+    sentence-transformers embedder) exports the query model into ``index_dir/onnx`` for
+    torch-free queries.
     Plain-text files are read with the text profile ``text_profile`` (rag.ingest.profiles).
     """
     import faiss
@@ -67,7 +70,7 @@ def build_index(
     texts = [c.embedding_text() for c in chunks]
     is_st = isinstance(embedder, SentenceTransformerEmbedder)
     if adapt is None:
-        adapt = is_st
+        adapt = False
     if adapt is True:
         adapt = AdaptSettings()
     if adapt and not is_st:
@@ -79,10 +82,16 @@ def build_index(
     tmp = index_dir.parent / f".{index_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        extra: dict[str, Any] = {}
+        # Files that could not be parsed, with why: reported by `rag index`, never fatal.
+        extra: dict[str, Any] = {"skipped": {s.path: s.error for s in sources if s.error}}
         if adapt:
             embedder, extra["adapted"] = adapt_model(
-                embedder, chunks, tmp / "model", adapt, text_profile
+                embedder,
+                chunks,
+                tmp / "model",
+                adapt,
+                text_profile,
+                _previous_adaptation(index_dir),
             )
         vectors = embedder.embed(texts, progress=progress)
         if vectors.shape != (len(chunks), embedder.dim):
@@ -132,6 +141,17 @@ def build_index(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _previous_adaptation(index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The adapted model of the index being replaced, if it has one, for reuse."""
+    try:
+        adapted = Manifest.read(index_dir).extra.get("adapted")
+    except RagError:
+        return None
+    if not adapted:
+        return None
+    return index_dir / str(adapted.get("path", "model")), adapted
 
 
 def _export_onnx(embedder: Embedder, out: Path, previous: Path) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ from rag.errors import IndexIncompatible, IndexNotFound
 from rag.ingest.loader import file_sha256, iter_corpus_files
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE
 
-FORMAT_VERSION = 1
+# 2: chunk and document metadata (source spans, pages, kinds, tags) in meta.sqlite.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 

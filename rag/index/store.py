@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +26,25 @@ from rag.models.embedder import resolve_model
 
 
 def write_meta(path: Path, docs: Iterable[Document], chunks: Sequence[Chunk]) -> None:
+    """Write the chunks, the documents and their tags into a new ``meta.sqlite``."""
+    docs = list(docs)
     con = sqlite3.connect(path)
     try:
         con.executescript(
             """
             CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
                 doc_id TEXT NOT NULL, title TEXT, section_path TEXT, source TEXT,
-                start INTEGER, end INTEGER, text TEXT);
+                start INTEGER, end INTEGER, text TEXT, meta TEXT);
             CREATE INDEX chunks_doc ON chunks(doc_id);
+            CREATE INDEX chunks_source ON chunks(source);
             CREATE TABLE documents (ord INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
-                title TEXT, source TEXT, offset INTEGER, text TEXT, outline TEXT);
+                title TEXT, source TEXT, offset INTEGER, text TEXT, outline TEXT, meta TEXT);
+            CREATE TABLE tags (doc_id TEXT NOT NULL, tag TEXT NOT NULL);
+            CREATE INDEX tags_tag ON tags(tag);
             """
         )
         con.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 (
                     i,
@@ -51,20 +56,47 @@ def write_meta(path: Path, docs: Iterable[Document], chunks: Sequence[Chunk]) ->
                     c.start,
                     c.end,
                     c.text,
+                    json.dumps(c.meta) if c.meta else None,
                 )  # fmt: skip
                 for i, c in enumerate(chunks)
             ),
         )
         con.executemany(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)",
             (
-                (i, d.id, d.title, d.source, d.start, d.body, json.dumps(_outline(d)))
+                (
+                    i,
+                    d.id,
+                    d.title,
+                    d.source,
+                    d.start,
+                    d.body,
+                    json.dumps(_outline(d)),
+                    json.dumps(d.meta) if d.meta else None,
+                )
                 for i, d in enumerate(docs)
-            ),
+            ),  # fmt: skip
+        )
+        con.executemany(
+            "INSERT INTO tags VALUES (?, ?)",
+            ((d.id, tag) for d in docs for tag in doc_tags(d.meta)),
         )
         con.commit()
     finally:
         con.close()
+
+
+def doc_tags(meta: dict[str, Any]) -> list[str]:
+    """A document's tags and keywords, lowercased, each once."""
+    out: list[str] = []
+    for key in ("tags", "keywords"):
+        value = meta.get(key) or []
+        values = value.split(",") if isinstance(value, str) else value
+        for tag in values:
+            tag = str(tag).strip().lower()
+            if tag and tag not in out:
+                out.append(tag)
+    return out
 
 
 def _outline(doc: Document) -> list[dict[str, Any]]:
@@ -83,6 +115,7 @@ class DocumentInfo:
     offset: int
     text: str
     outline: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class Index:
@@ -128,7 +161,10 @@ class Index:
             part = [int(r) for r in rows[start : start + 500]]
             marks = ",".join("?" * len(part))
             for r in self._query(f"SELECT * FROM chunks WHERE row IN ({marks})", part):
-                found[r[0]] = Chunk(r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8])
+                meta = json.loads(r[9]) if r[9] else {}
+                found[r[0]] = Chunk(
+                    r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8], meta
+                )
         return [found[int(r)] for r in rows]
 
     def all_chunks(self) -> list[Chunk]:
@@ -143,19 +179,49 @@ class Index:
     def documents(self) -> list[DocumentInfo]:
         """All documents without their text."""
         rows = self._query(
-            "SELECT id, title, source, offset, '', outline FROM documents ORDER BY ord"
+            "SELECT id, title, source, offset, '', outline, meta FROM documents ORDER BY ord"
         )
-        return [DocumentInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return [_document(r) for r in rows]
 
     def document(self, doc_id: str) -> DocumentInfo:
         """One document with its text; raises DocumentNotFound."""
         rows = self._query(
-            "SELECT id, title, source, offset, text, outline FROM documents WHERE id = ?", (doc_id,)
+            "SELECT id, title, source, offset, text, outline, meta FROM documents WHERE id = ?",
+            (doc_id,),
         )
         if not rows:
             raise DocumentNotFound(f"no document with id {doc_id!r}")
-        r = rows[0]
-        return DocumentInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
+        return _document(rows[0])
+
+    def rows_where(
+        self,
+        doc_ids: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        source_prefix: str | None = None,
+    ) -> np.ndarray:
+        """Rows of the chunks that pass every filter given: in one of ``doc_ids``, tagged with
+        one of ``tags``, under ``source_prefix``; sorted."""
+        where, args = [], []
+        if doc_ids:
+            where.append(f"doc_id IN ({','.join('?' * len(doc_ids))})")
+            args += list(doc_ids)
+        if tags:
+            where.append(
+                f"doc_id IN (SELECT doc_id FROM tags WHERE tag IN ({','.join('?' * len(tags))}))"
+            )
+            args += [t.strip().lower() for t in tags]
+        if source_prefix:
+            # GLOB, unlike LIKE, treats % and _ literally once * ? [ are escaped.
+            escaped = "".join(f"[{c}]" if c in "*?[" else c for c in source_prefix)
+            where.append("source GLOB ?")
+            args.append(escaped + "*")
+        sql = "SELECT row FROM chunks" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._query(sql + " ORDER BY row", args)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def tags(self) -> list[str]:
+        """Every tag in the index, sorted."""
+        return [r[0] for r in self._query("SELECT DISTINCT tag FROM tags ORDER BY tag")]
 
     def sentence_vectors(self, row: int) -> np.ndarray | None:
         """Stored vectors of one chunk's sentences, in order; None where the index has none."""
@@ -181,6 +247,11 @@ class Index:
             return sorted(self.manifest.sources)
         built = self.manifest.sources
         return sorted(p for p in set(current) | set(built) if current.get(p) != built.get(p))
+
+
+def _document(r: Sequence[Any]) -> DocumentInfo:
+    meta = json.loads(r[6]) if r[6] else {}
+    return DocumentInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), meta)
 
 
 def load_index(index_dir: Path, model: str | None = None, *, mmap: bool = True) -> Index:

@@ -62,8 +62,27 @@ class Chunk:
 def chunk_sentences(
     chunk: Chunk, text_profile: str = DEFAULT_TEXT_PROFILE, min_chars: int = 25
 ) -> list[str]:
-    """Sentences of a passage, split as the profile its source was read with splits them."""
-    return passage_sentences(chunk.text, min_chars, profile_for(chunk.source, text_profile))
+    """Sentences of a passage, split as the profile its source was read with splits them.
+
+    Code has none: it is retrieved, never quoted. A table row's lines ("Senior (L3), Scope:
+    ...") keep their labels on every sentence of the cell.
+    """
+    kind = chunk.meta.get("kind")
+    if kind == "code":
+        return []
+    profile = profile_for(chunk.source, text_profile)
+    if kind != "row":
+        return passage_sentences(chunk.text, min_chars, profile)
+    out = []
+    for line in chunk.text.split("\n"):
+        label, sep, cell = line.partition(": ")
+        if not sep:
+            label, cell = "", line
+        for sentence in passage_sentences(cell, 1, profile) or ([cell] if cell.strip() else []):
+            text = f"{label}: {sentence}" if label else sentence
+            if len(text) >= min_chars:
+                out.append(text)
+    return out
 
 
 @dataclass(frozen=True)
@@ -99,8 +118,13 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
             text = doc.text[start:end]
             digest = hashlib.sha1(f"{'/'.join(section.path)}\n{text}".encode()).hexdigest()[:10]
             cid = unique_id(f"{doc.id}:{digest}", seen)
+            meta = doc.origin_of(start, end)
+            if section.kind != "text":
+                meta["kind"] = section.kind
             out.append(
-                Chunk(cid, doc.id, doc.title, list(section.path), doc.source, start, end, text)
+                Chunk(
+                    cid, doc.id, doc.title, list(section.path), doc.source, start, end, text, meta
+                )
             )
     return out
 

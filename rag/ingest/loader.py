@@ -1,25 +1,39 @@
-"""Read a corpus folder: find the files, decode them, parse each by its format, dedupe, name."""
+"""Read a corpus folder: find the files, parse each by its format, dedupe, name.
+
+A file that cannot be parsed (corrupt, encrypted, empty, not UTF-8) is skipped with a warning
+naming it and the reason; the rest of the corpus is still read. Skipped files are returned too,
+with their reason, so builds can report them and staleness checks see them as known.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rag.errors import CorpusEmpty
-from rag.ingest.html import html_to_markdown
+from rag.errors import BadDocument, CorpusEmpty
+from rag.ingest.docx import parse_docx
+from rag.ingest.html import parse_html
 from rag.ingest.ids import slugify, unique_id
 from rag.ingest.markdown import parse_markdown
+from rag.ingest.pdf import parse_pdf
 from rag.ingest.plaintext import parse_text
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, profile_for
 from rag.ingest.types import Document, SourceFile
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".mdx", ".html", ".htm")
+BINARY_SUFFIXES = (".pdf", ".docx")
+SUFFIXES = TEXT_SUFFIXES + BINARY_SUFFIXES
 # Bumped whenever parsing changes what documents or sections come out of the same files.
-PARSER_VERSION = 4
+PARSER_VERSION = 5
+
+_BINARY: dict[str, Callable[[bytes, str], list[Document]]] = {
+    ".pdf": parse_pdf,
+    ".docx": parse_docx,
+}
 
 
 def file_sha256(path: Path) -> str:
@@ -37,21 +51,42 @@ def iter_corpus_files(corpus_dir: Path) -> Iterator[Path]:
             yield path
 
 
-def decode_source(raw: bytes, path: Path) -> str | None:
-    """The text of a corpus file's bytes, or None (with a warning naming it) if unusable."""
+def decode_text(raw: bytes) -> str:
+    """The text of a text file's bytes with newlines normalised; raises BadDocument."""
     if b"\x00" in raw[:8192]:
-        log.warning("skipping %s: binary file", path)
-        return None
+        raise BadDocument("binary file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        log.warning("skipping %s: not UTF-8 (byte %d)", path, exc.start)
-        return None
+        raise BadDocument(f"not UTF-8 (byte {exc.start})") from exc
     if not text.strip():
-        log.warning("skipping %s: empty file", path)
-        return None
+        raise BadDocument("empty file")
     # Offsets are into this exact string, so normalise newlines once, here.
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_file(
+    data: bytes, source: str, text_profile: str = DEFAULT_TEXT_PROFILE
+) -> list[Document]:
+    """The documents of one file's bytes, by its format; raises BadDocument."""
+    suffix = Path(source).suffix.lower()
+    if not data.strip():
+        raise BadDocument("empty file")
+    if suffix in _BINARY:
+        return _BINARY[suffix](data, source)
+    return parse_source(decode_text(data), source, text_profile)
+
+
+def parse_source(
+    text: str, source: str, text_profile: str = DEFAULT_TEXT_PROFILE
+) -> list[Document]:
+    """Split one source text into documents, by the source's format."""
+    suffix = Path(source).suffix.lower()
+    if suffix in (".md", ".markdown", ".mdx"):
+        return parse_markdown(text, source)
+    if suffix in (".html", ".htm"):
+        return parse_html(text, source)
+    return parse_text(text, source, profile_for(source, text_profile))
 
 
 def load_corpus(
@@ -75,34 +110,30 @@ def load_corpus(
         except OSError as exc:
             log.warning("skipping %s: cannot read it (%s)", path, exc.strerror or exc)
             continue
-        raw = decode_source(data, path)
-        # Skipped files are recorded too (with no text), so that staleness checks, which hash
-        # the bytes of every candidate file, do not see them as new on every run.
-        sources.append(SourceFile(rel, raw or "", hashlib.sha256(data).hexdigest()))
-        if raw is None:
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            parsed = parse_file(data, rel, text_profile)
+            if not parsed:
+                raise BadDocument("no text to index")
+        except BadDocument as exc:
+            log.warning("skipping %s: %s", path, exc)
+            # Recorded with no text, so staleness checks (which hash every candidate file's
+            # bytes) do not see a skipped file as new on every run.
+            sources.append(SourceFile(rel, "", digest, str(exc)))
             continue
-        text = html_to_markdown(raw) if path.suffix.lower() in (".html", ".htm") else raw
-        sources[-1].text = text
-        for doc in parse_source(text, rel, text_profile):
+        sources.append(SourceFile(rel, parsed[0].text if parsed else "", digest))
+        for doc in parsed:
             # Guide sites repeat the same short guides on many pages; index each once.
-            digest = hashlib.sha256(f"{doc.title}\n{doc.body}".encode()).hexdigest()
-            if digest in seen_bodies:
+            body = hashlib.sha256(f"{doc.title}\n{doc.body}".encode()).hexdigest()
+            if body in seen_bodies:
                 continue
-            seen_bodies.add(digest)
+            seen_bodies.add(body)
             doc.id = _unique_id(doc.id, rel, seen_ids)
             docs.append(doc)
     if not docs:
-        raise CorpusEmpty(f"no readable .txt, .md or .html documents in {corpus_dir}")
+        names = ", ".join(SUFFIXES)
+        raise CorpusEmpty(f"no readable documents ({names}) in {corpus_dir}")
     return docs, sources
-
-
-def parse_source(
-    text: str, source: str, text_profile: str = DEFAULT_TEXT_PROFILE
-) -> list[Document]:
-    """Split one source text into documents, by the source's format."""
-    if source.lower().endswith((".md", ".markdown", ".html", ".htm")):
-        return parse_markdown(text, source)
-    return parse_text(text, source, profile_for(source, text_profile))
 
 
 def _unique_id(base: str, source: str, seen: set[str]) -> str:

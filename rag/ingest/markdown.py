@@ -1,51 +1,229 @@
-"""Markdown parser: ATX headings give sections and levels; the first H1 names the document."""
+"""Markdown and MDX parser, on markdown-it-py (CommonMark with tables).
+
+- YAML (``---``) or TOML (``+++``) front matter becomes metadata: title, description, tags,
+  keywords. Its title names the document; the front matter is never part of a passage.
+- Headings inside code fences are code, not headings; code blocks stay code.
+- MDX ``import``/``export`` lines, JSX components, ``{/* comments */}``, HTML blocks and HTML
+  comments are dropped; the markdown between JSX tags is kept.
+- An admonition (``:::note Title`` ... ``:::``) keeps its text.
+- A link shows as its text, an image as its alt text; emphasis markers go.
+- Heading anchors (``## Pay {#pay}``) are stripped from section names.
+- A table row becomes "column header, row header: cell" lines (rag.ingest.blocks.table_rows).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Sequence
+from typing import Any
 
-from rag.ingest.structure import Event, assemble, blocks, title_from_filename
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from rag.ingest.blocks import Block, clean_line, render, table_rows
+from rag.ingest.structure import title_from_filename
 from rag.ingest.types import Document
+
+_FRONT_MATTER_RE = re.compile(r"\A(?:\ufeff)?(---|\+\+\+)[ \t]*\n(.*?\n)?\1[ \t]*(?:\n|\Z)", re.S)
+_FENCE_RE = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})")
+# MDX statements; Docusaurus reads every .md file as MDX, so they are dropped from both.
+_MDX_LINE_RE = re.compile(
+    r"^(?:import\s+(?:[\w*{}\s,]+\s+from\s+)?['\"]|export\s+(?:default|const|let|var|function|\{))"
+)
+_ADMONITION_RE = re.compile(r"^[ \t]*:::")
+_MDX_COMMENT_RE = re.compile(r"\{/\*.*?\*/\}", re.S)
+_ANCHOR_RE = re.compile(r"\s*\{#[^}]*\}\s*$")
+_META_KEYS = ("title", "description", "tags", "keywords", "sidebar_label", "slug")
+
+_md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
 
 def parse_markdown(text: str, source: str) -> list[Document]:
-    """Documents of one markdown source (usually one; a second H1 does not start another)."""
-    return assemble(markdown_events(text), text, source, title_from_filename(source))
+    """The document of one markdown or MDX source (none when it has no body text)."""
+    meta, body = split_front_matter(text)
+    blocks = markdown_blocks(body)
+    title = _title(meta, blocks) or title_from_filename(source)
+    doc = render(blocks, source, title, meta)
+    return [doc] if doc else []
 
 
-MD_HEADING_RE = re.compile(r"^[ ]{0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """(metadata, text with the front matter blanked out so offsets and lines still hold)."""
+    m = _FRONT_MATTER_RE.match(text)
+    if not m:
+        return {}, text
+    raw = m.group(2) or ""
+    try:
+        data = tomllib.loads(raw) if m.group(1) == "+++" else yaml.safe_load(raw)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError):
+        data = None  # not front matter after all: still never a passage
+    meta: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for key in _META_KEYS:
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                meta[key] = value.strip()
+            elif isinstance(value, list):
+                meta[key] = [str(v).strip() for v in value if str(v).strip()]
+        if isinstance(meta.get("tags"), str):
+            meta["tags"] = [t.strip() for t in meta["tags"].split(",") if t.strip()]
+    return meta, _blank(text, 0, m.end()) + text[m.end() :]
 
 
-def markdown_events(text: str) -> Iterator[Event]:
-    """Events for markdown: ATX headings give levels; the first H1 names the document."""
-    pos = 0
-    body_start: int | None = None
-    in_fence = False
-    titled = False
-    for line in text.splitlines(keepends=True):
-        stripped = line.strip()
-        if stripped.startswith(("```", "~~~")):
-            in_fence = not in_fence
-        m = None if in_fence else MD_HEADING_RE.match(line.rstrip("\n"))
+def markdown_blocks(text: str) -> list[Block]:
+    """The blocks of a markdown text, with their character spans in ``text``."""
+    text = _drop_mdx_syntax(text)
+    line_starts = [0]
+    for line in text.split("\n"):
+        line_starts.append(line_starts[-1] + len(line) + 1)
+
+    def span(token: Token) -> tuple[int | None, int | None]:
+        if token.map is None:
+            return None, None
+        first, last = token.map
+        return line_starts[first], min(len(text), line_starts[last] - 1)
+
+    tokens = _md.parse(text)
+    blocks: list[Block] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        start, end = span(tok)
+        if tok.type == "heading_open":
+            title = _ANCHOR_RE.sub("", inline_text(tokens[i + 1]))
+            blocks.append(Block("heading", title, int(tok.tag[1]), (), start, end))
+            i += 3
+        elif tok.type == "paragraph_open":
+            blocks.append(Block("text", inline_text(tokens[i + 1]), 0, (), start, end))
+            i += 3
+        elif tok.type in ("fence", "code_block"):
+            blocks.append(Block("code", tok.content.rstrip("\n"), 0, (), start, end))
+            i += 1
+        elif tok.type in ("bullet_list_open", "ordered_list_open"):
+            close = _closing(tokens, i)
+            lines = _list_lines(tokens[i : close + 1])
+            blocks.append(Block("text", "\n".join(lines), 0, (), start, end))
+            i = close + 1
+        elif tok.type == "table_open":
+            close = _closing(tokens, i)
+            header, rows, maps = _table(tokens[i : close + 1])
+            for n, path, row_text in table_rows(header, rows):
+                row_start, row_end = span(maps[n]) if maps[n].map else (start, end)
+                blocks.append(Block("row", row_text, 0, path, row_start, row_end))
+            i = close + 1
+        else:
+            i += 1  # html_block, hr, blockquote markers: their own text comes as paragraphs
+    return blocks
+
+
+def inline_text(token: Token) -> str:
+    """Plain text of an inline token: link text, image alt text, code content, no HTML."""
+    out: list[str] = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            out.append(child.content)
+        elif child.type == "image":
+            out.append(child.content or "".join(c.content for c in child.children or []))
+        elif child.type in ("softbreak", "hardbreak"):
+            out.append(" ")
+        elif child.type == "html_inline" and child.content.lower().startswith("<br"):
+            out.append(" ")
+    return clean_line("".join(out)).replace("\n", " ")
+
+
+def _title(meta: dict[str, Any], blocks: Sequence[Block]) -> str:
+    if isinstance(meta.get("title"), str):
+        return meta["title"]
+    first = next((b for b in blocks if b.kind == "heading"), None)
+    return first.text if first is not None and first.level == 1 else ""
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    """``text[start:end]`` with everything but newlines turned into spaces."""
+    return re.sub(r"[^\n]", " ", text[start:end])
+
+
+def _drop_mdx_syntax(text: str) -> str:
+    """Blank MDX imports/exports, admonition fences and MDX comments, outside code fences."""
+    lines = text.split("\n")
+    fence: str | None = None
+    for n, line in enumerate(lines):
+        m = _FENCE_RE.match(line)
         if m:
-            if body_start is not None:
-                yield from _body(text, body_start, pos)
-                body_start = None
-            level = len(m.group(1))
-            title = m.group(2).strip()
-            if level == 1 and not titled:
-                titled = True
-                yield ("doc", title, pos)
-            else:
-                yield ("heading", level, title, pos)
-        elif stripped and body_start is None:
-            body_start = pos
-        pos += len(line)
-    if body_start is not None:
-        yield from _body(text, body_start, pos)
+            marker = m.group(1)
+            if fence is None:
+                fence = marker[0] * 3
+            elif line.strip().startswith(fence):
+                fence = None
+            continue
+        if fence is not None:
+            continue
+        if _MDX_LINE_RE.match(line) or _ADMONITION_RE.match(line):
+            lines[n] = " " * len(line)
+    out = "\n".join(lines)
+    return _MDX_COMMENT_RE.sub(lambda m: _blank(m.group(), 0, len(m.group())), out)
 
 
-def _body(text: str, s: int, e: int) -> Iterator[Event]:
-    for bs, be in blocks(text, s, e):
-        yield ("body", bs, be)
+def _closing(tokens: Sequence[Token], i: int) -> int:
+    """Index of the token that closes ``tokens[i]``."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        depth += tokens[j].nesting
+        if depth == 0:
+            return j
+    return len(tokens) - 1
+
+
+def _list_lines(tokens: Sequence[Token]) -> list[str]:
+    """A (nested) list as bullet or numbered lines, indented two spaces a level."""
+    lines: list[str] = []
+    depth = -1
+    numbers: list[int | None] = []
+    item_open = False
+    for tok in tokens:
+        if tok.type in ("bullet_list_open", "ordered_list_open"):
+            depth += 1
+            start = tok.attrGet("start")
+            numbers.append(int(start) if start else 1 if tok.type == "ordered_list_open" else None)
+        elif tok.type in ("bullet_list_close", "ordered_list_close"):
+            depth -= 1
+            numbers.pop()
+        elif tok.type == "list_item_open":
+            item_open = True
+        elif tok.type == "inline" and tok.map is not None:
+            text = inline_text(tok)
+            if not text:
+                continue
+            if item_open:
+                number = numbers[-1]
+                marker = "•" if number is None else f"{number}."
+                if number is not None:
+                    numbers[-1] = number + 1
+                lines.append(f"{'  ' * depth}{marker} {text}")
+                item_open = False
+            else:  # a second paragraph of the same item
+                lines.append(f"{'  ' * (depth + 1)}{text}")
+        elif tok.type in ("fence", "code_block"):
+            lines.extend(f"{'  ' * (depth + 1)}{line}" for line in tok.content.splitlines())
+    return lines
+
+
+def _table(tokens: Sequence[Token]) -> tuple[list[str], list[list[str]], list[Token]]:
+    """Header cells, body rows' cells, and each body row's opening token (for its lines)."""
+    header: list[str] = []
+    rows: list[list[str]] = []
+    opens: list[Token] = []
+    in_head = False
+    for tok in tokens:
+        if tok.type == "thead_open":
+            in_head = True
+        elif tok.type == "thead_close":
+            in_head = False
+        elif tok.type == "tr_open" and not in_head:
+            rows.append([])
+            opens.append(tok)
+        elif tok.type == "inline":
+            (header if in_head else rows[-1]).append(inline_text(tok))
+    return header, rows, opens

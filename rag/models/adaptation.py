@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -107,19 +109,57 @@ def adapt_model(
     out_dir: Path,
     settings: AdaptSettings | None = None,
     text_profile: str = DEFAULT_TEXT_PROFILE,
+    reuse: tuple[Path, dict[str, Any]] | None = None,
 ) -> tuple[SentenceTransformerEmbedder, dict[str, Any]]:
     """Fine-tune a copy of the embedder's model on the chunks; save it to ``out_dir``.
 
     Returns the adapted embedder and what the manifest records about the run. The embedder
-    passed in is not changed: it may be shared with other indexes.
+    passed in is not changed: it may be shared with other indexes. ``reuse`` is a previous
+    adapted model's directory and manifest record: when it was trained on the same pairs with
+    the same settings (so has the same id), it is linked instead of trained again.
     """
+    settings = settings or AdaptSettings()
+    t0 = time.perf_counter()
+    pairs = training_pairs(chunks, settings, text_profile)
+    model_id = adapted_model_id(embedder.model_id, pairs, settings)
+    if reuse is not None and reuse[1].get("model_id") == model_id and reuse[0].is_dir():
+        _link_tree(reuse[0], Path(out_dir))
+        adapted = SentenceTransformerEmbedder(
+            str(out_dir), batch_size=embedder.batch_size, model_id=model_id
+        )
+        info = {**reuse[1], "path": Path(out_dir).name, "reused": True,
+                "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        log.info("reused the model adapted to this corpus (%s)", model_id)
+        return adapted, info
+    return _train(embedder, pairs, Path(out_dir), settings, model_id, t0)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Copy a directory as hard links where possible (model weights are never modified)."""
+    for path in src.rglob("*"):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+
+
+def _train(
+    embedder: SentenceTransformerEmbedder,
+    pairs: list[Pair],
+    out_dir: Path,
+    settings: AdaptSettings,
+    model_id: str,
+    t0: float,
+) -> tuple[SentenceTransformerEmbedder, dict[str, Any]]:
     import torch
     import torch.nn.functional as F
     from sentence_transformers import SentenceTransformer
 
-    settings = settings or AdaptSettings()
-    t0 = time.perf_counter()
-    pairs = training_pairs(chunks, settings, text_profile)
     rng = random.Random(settings.seed)
     torch.manual_seed(settings.seed)
     model = SentenceTransformer(embedder.path, device="cpu")
@@ -151,9 +191,7 @@ def adapt_model(
             optimizer.step()
             losses.append(float(loss.detach()))
     model.eval()
-    out_dir = Path(out_dir)
     model.save(str(out_dir))
-    model_id = adapted_model_id(embedder.model_id, pairs, settings)
     adapted = SentenceTransformerEmbedder(
         str(out_dir), batch_size=embedder.batch_size, model_id=model_id
     )

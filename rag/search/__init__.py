@@ -5,13 +5,14 @@ from rag.search.chat import resolve_query
 from rag.search.fusion import FusionConfig
 from rag.search.retriever import Retriever
 from rag.search.subjects import SubjectFinder
-from rag.search.types import MODES, Hit, Mode, SearchResult
+from rag.search.types import MODES, Filters, Hit, Mode, SearchResult
 
 __all__ = [
     "MODES",
     "Answer",
     "AnswerConfig",
     "AnswerSentence",
+    "Filters",
     "FusionConfig",
     "Hit",
     "Mode",

@@ -20,7 +20,7 @@ from rag.models.query import load_query_embedder
 from rag.search.answer import Answer, AnswerConfig, build_answer
 from rag.search.fusion import FusionConfig, fuse
 from rag.search.subjects import SubjectFinder
-from rag.search.types import MODES, Hit, Mode, SearchResult
+from rag.search.types import MODES, Filters, Hit, Mode, SearchResult
 
 
 class Retriever:
@@ -108,14 +108,20 @@ class Retriever:
         return self.embedder.embed(list(queries))
 
     def search(
-        self, query: str, k: int = 5, *, doc_id: str | None = None, mode: Mode = "hybrid"
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        doc_id: str | None = None,
+        mode: Mode = "hybrid",
+        filters: Filters | None = None,
     ) -> SearchResult:
         """Top-k passages for a query."""
         t0 = time.perf_counter()
         q = self.check(query, k)
         vector = self.encode([q])[0] if mode != "bm25" else None
         t1 = time.perf_counter()
-        result = self.search_vector(q, vector, k, doc_id=doc_id, mode=mode)
+        result = self.search_vector(q, vector, k, doc_id=doc_id, mode=mode, filters=filters)
         result.timings["encode_ms"] = (t1 - t0) * 1000
         result.took_ms = (time.perf_counter() - t0) * 1000
         return result
@@ -128,16 +134,13 @@ class Retriever:
         *,
         doc_id: str | None = None,
         mode: Mode = "hybrid",
+        filters: Filters | None = None,
     ) -> SearchResult:
         """Top-k passages given an already-encoded query (None for BM25 only)."""
         t0 = time.perf_counter()
         if mode not in MODES:
             raise BadQuery(f"mode must be one of {', '.join(MODES)}", field="mode")
-        rows = None
-        if doc_id is not None:
-            rows = self.rows_for_doc(doc_id)
-            if rows.size == 0:
-                raise BadQuery(f"unknown document {doc_id!r}", field="doc_id")
+        rows = self.filtered_rows(filters or Filters(), doc_id)
         n_cand = min(self.index.size, max(self.fusion.candidates, 4 * k))
         rankings: dict[str, list[tuple[int, float]]] = {}
         if mode != "bm25" and vector is None:
@@ -150,7 +153,7 @@ class Retriever:
         if mode in ("hybrid", "bm25"):
             bm25 = self._bm25_scores(query, rows)
             rankings["bm25"] = self._bm25_top(bm25, n_cand)
-        named = self.named_document(query) if mode == "hybrid" and doc_id is None else None
+        named = self.named_document(query) if mode == "hybrid" and rows is None else None
         prior = self.rows_for_doc(named) if named else None
         fused = fuse(rankings, mode, self.fusion, prior, bm25)
         hits = self._materialise(fused, k)
@@ -213,6 +216,24 @@ class Retriever:
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+    def filtered_rows(self, filters: Filters, doc_id: str | None = None) -> np.ndarray | None:
+        """The rows a search may return (None: all); raises BadQuery naming a filter that
+        matches nothing."""
+        if doc_id is not None:
+            filters = Filters((*filters.doc_ids, doc_id), filters.tags, filters.source_prefix)
+        if not filters:
+            return None
+        for one in filters.doc_ids:
+            if self.rows_for_doc(one).size == 0:
+                raise BadQuery(f"unknown document {one!r}", field="doc_id")
+        if len(filters.doc_ids) == 1 and not filters.tags and not filters.source_prefix:
+            return self.rows_for_doc(filters.doc_ids[0])
+        rows = self.index.rows_where(filters.doc_ids, filters.tags, filters.source_prefix)
+        if rows.size == 0:
+            field = "tags" if filters.tags else "source"
+            raise BadQuery("no passage matches these filters", field=field)
+        return rows
 
     def rows_for_doc(self, doc_id: str) -> np.ndarray:
         """Index rows of one document's chunks (empty for an unknown id), cached."""

@@ -15,6 +15,22 @@ Mode = Literal["hybrid", "dense", "sentence", "bm25"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "sentence", "bm25")
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Which passages a search may return, decided before ranking; empty fields allow all.
+
+    A passage passes when its document is one of ``doc_ids``, has one of ``tags`` (front
+    matter tags or keywords), and its source file's path starts with ``source_prefix``.
+    """
+
+    doc_ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    source_prefix: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.doc_ids or self.tags or self.source_prefix)
+
+
 @dataclass
 class Hit:
     """One ranked passage with the evidence behind its rank."""

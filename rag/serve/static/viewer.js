@@ -156,6 +156,7 @@
     const valid = asked && start - offset >= 0 && end - offset <= text.length && start < end;
     const markFrom = valid ? start - offset : null;
     const markTo = valid ? end - offset : null;
+    const page = intParam(params, "page");
     const title = String(doc.title || "Untitled guide");
     document.title = `${title} · Source · Career guides`;
 
@@ -167,7 +168,9 @@
     );
     if (valid) {
       top.append(el("p", { class: "passage-bar" }, el("span", { class: "swatch" }),
-        el("span", {}, "The highlighted passage is the one cited in the answer."), jump));
+        el("span", {}, "The highlighted passage is the one cited in the answer"
+          + (page !== null && page > 0 ? `, from page ${page} of ${String(doc.source || "the file")}.` : ".")),
+        jump));
     } else if (asked) {
       top.append(el("p", { class: "passage-bar", role: "status" },
         "The cited passage is not in the current version of this guide."));
