@@ -96,5 +96,5 @@ def real_retriever(real_index_dir: Path, real_embedder):
     from rag.index import load_index
     from rag.search.retriever import Retriever
 
-    # The index holds a corpus-adapted model; from_index queries with it (through ONNX).
+    # from_index queries with the index's own model, through its ONNX export.
     return Retriever.from_index(load_index(real_index_dir))

@@ -700,13 +700,21 @@ def test_index_if_stale_follows_the_adaptation_setting(
     build_index(small_corpus, index, real_embedder, adapt=False)
     monkeypatch.setenv("RAG_INDEX_DIR", str(index))
     monkeypatch.setenv("RAG_CORPUS_DIR", str(small_corpus))
-    # The default adapts: an index built without it is rebuilt, with it.
-    code, _, err = run(capsys, "index", "--if-stale")
-    assert code == 0 and "without adapting the model" in err
-    assert "adapted" in Manifest.read(index).extra
+    # The default does not adapt: an unadapted index is up to date.
     code, out, _ = run(capsys, "index", "--if-stale")
     assert code == 0 and "up to date" in out
-    # Asking for no adaptation rebuilds the adapted index without it.
+    # Asking for adaptation rebuilds it, adapted.
+    monkeypatch.setenv("RAG_ADAPT", "true")
+    code, _, err = run(capsys, "index", "--if-stale")
+    assert code == 0 and "without adapting the model" in err
+    adapted = Manifest.read(index).extra["adapted"]
+    assert not adapted.get("reused")
+    # A full rebuild of the same corpus reuses the adapted model instead of training again.
+    code, _, err = run(capsys, "index")
+    assert code == 0, err
+    again = Manifest.read(index).extra["adapted"]
+    assert again["reused"] is True and again["model_id"] == adapted["model_id"]
+    # Turning it off again rebuilds without it.
     monkeypatch.setenv("RAG_ADAPT", "false")
     code, _, err = run(capsys, "index", "--if-stale")
     assert code == 0 and "RAG_ADAPT is false" in err

@@ -264,11 +264,12 @@ def test_real_answer_has_two_to_four_cited_sentences(real_retriever: Retriever):
 @pytest.mark.parametrize(
     ("path", "mode", "hit1", "mrr"),
     [
-        (DEV_QUESTIONS, "hybrid", 0.80, 0.86),
+        # The shipped defaults: no corpus adaptation (RAG_ADAPT=true is opt-in).
+        (DEV_QUESTIONS, "hybrid", 0.70, 0.80),
         (DEV_QUESTIONS, "dense", 0.60, 0.72),
         (DEV_QUESTIONS, "bm25", 0.60, 0.70),
-        (OWN_QUESTIONS, "hybrid", 0.88, 0.92),
-        (HELD_OUT_QUESTIONS, "hybrid", 0.75, 0.84),
+        (OWN_QUESTIONS, "hybrid", 0.78, 0.86),
+        (HELD_OUT_QUESTIONS, "hybrid", 0.65, 0.77),
     ],
 )
 def test_retrieval_quality_stays_above_its_floor(real_retriever, path, mode, hit1, mrr):

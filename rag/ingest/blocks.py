@@ -49,10 +49,13 @@ def table_rows(
 ) -> list[tuple[int, tuple[str, ...], str]]:
     """Each data row of a table as (row index, path, text), every cell with its column header.
 
+    The row index is -1 for a passage drawn from the whole table (a grid's columns).
+
     The first column is the row's own header ("Scope"); a row whose other cells are all empty
     is a group label ("Skill") that the rows below it are filed under. A cell becomes the line
     "column header, row header: cell" ("Senior Programmer (L3), Scope: Capable of ...").
     """
+    header = [clean_line(h).replace("\n", " ") for h in header]
     out: list[tuple[int, tuple[str, ...], str]] = []
     group = ""
     for n, row in enumerate(rows):
@@ -75,6 +78,31 @@ def table_rows(
             lines.append(f"{column}, {label}: {cell}" if column else f"{label}: {cell}")
         if lines:
             out.append((n, (group, label) if group else (label,), "\n".join(lines)))
+    return out + _columns(header, out) if COLUMN_PASSAGES else out
+
+
+# A grid of at least this many rows and value columns (a job ladder: categories down, levels
+# across) is also read down each column, so "what is expected of a senior?" finds one passage
+# about seniors rather than a row that mentions every level.
+COLUMN_PASSAGES = True
+GRID_MIN = 3
+
+
+def _columns(
+    header: Sequence[str], rows: list[tuple[int, tuple[str, ...], str]]
+) -> list[tuple[int, tuple[str, ...], str]]:
+    """One more passage per value column of a grid: that column's cells, each labelled."""
+    columns = [h.strip() for h in header[1:] if h.strip()]
+    if len(columns) < GRID_MIN or len(rows) < GRID_MIN:
+        return []
+    out = []
+    for column in columns:
+        prefix = f"{column}, "
+        lines = [
+            line for _, _, text in rows for line in text.split("\n") if line.startswith(prefix)
+        ]
+        if lines:
+            out.append((-1, (column,), "\n".join(lines)))  # -1: the whole table
     return out
 
 

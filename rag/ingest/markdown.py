@@ -110,7 +110,7 @@ def markdown_blocks(text: str) -> list[Block]:
             close = _closing(tokens, i)
             header, rows, maps = _table(tokens[i : close + 1])
             for n, path, row_text in table_rows(header, rows):
-                row_start, row_end = span(maps[n]) if maps[n].map else (start, end)
+                row_start, row_end = span(maps[n]) if n >= 0 and maps[n].map else (start, end)
                 blocks.append(Block("row", row_text, 0, path, row_start, row_end))
             i = close + 1
         else:

@@ -18,6 +18,7 @@ Every block carries its page number, for citations and the viewer.
 from __future__ import annotations
 
 import io
+import re
 import statistics
 from collections import Counter
 from typing import Any
@@ -35,6 +36,7 @@ PARAGRAPH_GAP = 1.5
 INDENT = 8.0
 # A line at least this share of the widest line is full: the next one continues it.
 FULL_LINE = 0.85
+_HYPHEN_BREAK_RE = re.compile(r"(?<=\w-)\n(?=\w)")
 
 
 def parse_pdf(data: bytes, source: str) -> list[Document]:
@@ -45,6 +47,7 @@ def parse_pdf(data: bytes, source: str) -> list[Document]:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
             pages = [_read_page(page) for page in pdf.pages]
             info = pdf.metadata or {}
+        _join_split_tables(pages)
     except BadDocument:
         raise
     except Exception as exc:  # pdfminer raises many types: syntax, password, stream errors
@@ -82,8 +85,9 @@ def _reason(exc: BaseException) -> str:
 def _read_page(page: Any) -> dict[str, Any]:
     tables = []
     for table in page.find_tables():
-        rows = [[cell or "" for cell in row] for row in table.extract()]
-        if len(rows) >= 2:
+        # A word hyphenated at a cell's line break ("on-" / "call") is one word again.
+        rows = [[_HYPHEN_BREAK_RE.sub("", cell or "") for cell in row] for row in table.extract()]
+        if rows:
             tables.append({"top": table.bbox[1], "bbox": table.bbox, "rows": rows})
     lines = []
     for line in page.extract_text_lines(return_chars=True, strip=True):
@@ -106,6 +110,47 @@ def _read_page(page: Any) -> dict[str, Any]:
             }
         )
     return {"lines": lines, "tables": tables}
+
+
+def _join_split_tables(pages: list[dict[str, Any]]) -> None:
+    """Put a table that runs onto the next page back together, on its first page.
+
+    A table at the top of a page with as many columns as the one that ended the page before is
+    its continuation: a header row repeated there is dropped, and a first row with no row
+    header is the rest of the previous page's last row.
+    """
+    open_table: dict[str, Any] | None = None  # a table that ended its page, maybe unfinished
+    for page in pages:
+        first_line = min((line["top"] for line in page["lines"]), default=float("inf"))
+        tables = sorted(page["tables"], key=lambda t: t["top"])
+        for n, table in enumerate(tables):
+            rows = table["rows"]
+            target = open_table
+            if (
+                n == 0
+                and target is not None
+                and table["top"] <= first_line
+                and len(rows[0]) == len(target["rows"][0])
+            ):
+                if rows[0] == target["rows"][0]:
+                    rows = rows[1:]
+                if rows and not (rows[0][0] or "").strip():
+                    last = target["rows"][-1]
+                    target["rows"][-1] = [
+                        f"{a} {b}".strip() for a, b in zip(last, rows[0], strict=False)
+                    ]
+                    rows = rows[1:]
+                target["rows"].extend(rows)
+                table["rows"] = []
+                table["into"] = target
+        open_table = None
+        if tables:
+            tail = tables[-1]
+            below = any(line["top"] > tail["bbox"][3] for line in page["lines"])
+            if not below:
+                open_table = tail.get("into", tail)
+    for page in pages:
+        page["tables"] = [t for t in page["tables"] if len(t["rows"]) >= 2]
 
 
 def _is_mono(fontname: str) -> bool:
