@@ -1,10 +1,11 @@
-"""Shared fixtures: small corpora, a fast deterministic embedder, and the real model once."""
+"""Shared fixtures: small corpora, a fast deterministic embedder, and the real model once; and
+the checks that keep tests which load the real model in the slow tier."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ SHARED_DEV = ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"
 DEV_QUESTIONS = (
     SHARED_DEV if SHARED_DEV.exists() else ROOT / "tests" / "data" / "dev_questions.jsonl"
 )
+# A test that asks for one of these loads the real model and must be marked slow (checked below).
+REAL_MODEL_FIXTURES = frozenset({"real_embedder", "real_index_dir", "real_retriever"})
 
 
 class FakeEmbedder:
@@ -98,3 +101,41 @@ def real_retriever(real_index_dir: Path, real_embedder):
 
     # The index holds a corpus-adapted model; from_index queries with it (through ONNX).
     return Retriever.from_index(load_index(real_index_dir))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that uses the real model without the slow marker, so the fast tier is fast."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use the real model (through "
+            + ", ".join(sorted(REAL_MODEL_FIXTURES))
+            + ") but are not marked @pytest.mark.slow:\n  "
+            + "\n  ".join(unmarked)
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    """Fail a test without the slow marker that loads the real model some other way."""
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    from rag.models import embedder
+
+    real_init = embedder.SentenceTransformerEmbedder.__init__
+
+    def refuse(self: object, *args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"{item.nodeid} loads the real model: mark it @pytest.mark.slow")
+
+    embedder.SentenceTransformerEmbedder.__init__ = refuse  # type: ignore[method-assign]
+    try:
+        return (yield)
+    finally:
+        embedder.SentenceTransformerEmbedder.__init__ = real_init  # type: ignore[method-assign]
