@@ -18,6 +18,9 @@ DEV_QUESTIONS ?= $(firstword $(wildcard ../shared/eval/dev_questions.jsonl) test
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
+# The real index the tests build, shared by later sessions and by the notebooks (tests/conftest.py).
+TEST_INDEX := $(CURDIR)/.cache/test-index
+
 .PHONY: help venv .venv index run serve test chromium lint format eval ablations bench clean
 
 help: ## list the targets
@@ -43,9 +46,10 @@ run: index ## build the index if needed, then serve on HOST:PORT (default 127.0.
 
 serve: run
 
+# The notebooks run after the tests and reuse their index through RAG_TEST_INDEX when it is fresh.
 test: chromium $(STAMP) ## lint, then the whole test suite and the notebooks
 	$(BIN)/ruff check rag tests benchmarks
-	$(BIN)/python -m pytest -q tests notebooks --nbmake
+	RAG_TEST_INDEX=$(TEST_INDEX) $(BIN)/python -m pytest -q tests notebooks --nbmake
 
 # The browser tests drive Debian's Chromium (or $CHROMIUM); a root shell (CI) installs it. First
 # among test's prerequisites, so a user without it hears at once, not after the pip install.
@@ -78,4 +82,4 @@ bench: $(STAMP) ## benchmarks, 45-60 min on 2 cores: writes benchmarks/RESULTS.m
 	$(BIN)/python -m benchmarks.run
 
 clean: ## remove the virtualenv, the index and caches
-	rm -rf $(VENV) index .index.tmp-* .index.old-* .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) index .index.tmp-* .index.old-* .cache .pytest_cache .ruff_cache *.egg-info
