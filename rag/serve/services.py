@@ -20,6 +20,7 @@ from rag.config import Settings
 from rag.index.manifest import corpus_fingerprint
 from rag.index.store import Index
 from rag.present import hits_json
+from rag.search.chat import resolve_query
 from rag.search.retriever import Retriever
 from rag.search.types import Hit, SearchResult
 from rag.serve.batching import MicroBatcher
@@ -103,6 +104,17 @@ class Services:
             partial(self.retriever.search_vector, query, vector, k, doc_id=doc_id),
             limiter=self.search_slots,
         )
+
+    async def resolve(self, messages: Sequence[object]) -> str:
+        """The conversation's standalone query, resolved in a worker thread.
+
+        Resolution is pure Python over every turn of a body of up to ``max_body_bytes``: on the
+        event loop, a long conversation would hold up every other request meanwhile.
+        """
+        resolve = partial(
+            resolve_query, messages, self.titles, max_chars=self.settings.max_query_chars
+        )
+        return await anyio.to_thread.run_sync(resolve, limiter=self.search_slots)
 
     async def answer(self, result: SearchResult) -> str:
         """The extractive answer, built in a worker thread from the index's sentence vectors."""

@@ -29,7 +29,6 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from rag.search.chat import resolve_query
 from rag.search.types import SearchResult
 from rag.serve.schemas import ERRORS, ChatRequest, ChatResponse
 from rag.serve.services import Ready, Services, ms_since
@@ -80,7 +79,7 @@ _SSE_EXAMPLE = (
 async def chat(body: ChatRequest, svc: Ready) -> Any:
     """Answer the last message of a conversation, resolving follow-ups."""
     started = time.perf_counter()
-    query = resolve_query(body.messages, svc.titles, max_chars=svc.settings.max_query_chars)
+    query = await svc.resolve(body.messages)
     query = svc.retriever.check(query, body.k)  # type: ignore[union-attr]
     result = await svc.search(query, body.k)
     results = svc.results(result.hits)
