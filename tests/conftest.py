@@ -8,7 +8,8 @@ import hashlib
 import os
 import re
 from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -98,9 +99,7 @@ def real_index_dir(pytestconfig: pytest.Config) -> Iterator[Path]:
     Built only when missing or stale, so later sessions (and the notebooks) skip the ~150 s build.
     A test that must change an index copies this one first; teardown fails if any test wrote.
     """
-    # Past pytest's output capture: a silent build looks like a hung test.
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    say = reporter.write_line if reporter else print
+    say = partial(_say, pytestconfig)
     with _shared_index_lock() as lock:
         reason = _why_rebuild_test_index()
         if reason:
@@ -133,6 +132,13 @@ def real_retriever(real_index_dir: Path):
 
     # The index holds a corpus-adapted model; from_index queries with it (through ONNX).
     return Retriever.from_index(load_index(real_index_dir))
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """Print past pytest's output capture: a silent ~150 s build looks like a hung test."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else nullcontext():
+        print(line, flush=True)
 
 
 @contextmanager
