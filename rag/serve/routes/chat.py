@@ -30,7 +30,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from rag.search.types import SearchResult
-from rag.serve.schemas import ERRORS, ChatRequest, ChatResponse
+from rag.serve.schemas import ERRORS, QUERY_ERRORS, ChatRequest, ChatResponse
 from rag.serve.services import Ready, Services, ms_since
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,11 @@ _SSE_EXAMPLE = (
     response_model=ChatResponse,
     description=_CHAT_DESCRIPTION,
     responses={
+        **QUERY_ERRORS,
         200: {
             "description": "The answer, as JSON or (with `stream`) as server-sent events.",
             "content": {"text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}},
-        }
+        },
     },
 )
 async def chat(body: ChatRequest, svc: Ready) -> Any:
