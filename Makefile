@@ -18,7 +18,10 @@ DEV_QUESTIONS ?= $(firstword $(wildcard ../shared/eval/dev_questions.jsonl) test
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help venv .venv index run serve test lint format eval ablations bench clean
+# The real index the tests build, shared by later sessions and by the notebooks (tests/conftest.py).
+TEST_INDEX := $(CURDIR)/.cache/test-index
+
+.PHONY: help venv .venv index run serve test chromium lint format eval ablations bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z. ]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{sub(/ .*/, "", $$1); printf "  make %-8s %s\n", $$1, $$2}'
@@ -43,9 +46,22 @@ run: index ## build the index if needed, then serve on HOST:PORT (default 127.0.
 
 serve: run
 
-test: $(STAMP) ## lint, then the whole test suite and the notebooks
+# The notebooks run after the tests and reuse their index through RAG_TEST_INDEX when it is fresh.
+test: chromium $(STAMP) ## lint, then the whole test suite and the notebooks
 	$(BIN)/ruff check rag tests benchmarks
-	$(BIN)/python -m pytest -q tests notebooks --nbmake
+	RAG_TEST_INDEX=$(TEST_INDEX) $(BIN)/python -m pytest -q tests notebooks --nbmake
+
+# The browser tests drive Debian's Chromium (or $CHROMIUM); a root shell (CI) installs it. First
+# among test's prerequisites, so a user without it hears at once, not after the pip install.
+chromium: ## install Chromium for the browser tests if it is missing (root only)
+	@if [[ -x /usr/bin/chromium || ( -n "$${CHROMIUM:-}" && -x "$${CHROMIUM:-}" ) ]]; then \
+		exit 0; \
+	elif [[ $$(id -u) -eq 0 ]]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "make: the browser tests need /usr/bin/chromium; run: sudo apt-get install -y chromium" >&2; \
+		exit 1; \
+	fi
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check rag tests benchmarks
@@ -66,4 +82,4 @@ bench: $(STAMP) ## benchmarks, 45-60 min on 2 cores: writes benchmarks/RESULTS.m
 	$(BIN)/python -m benchmarks.run
 
 clean: ## remove the virtualenv, the index and caches
-	rm -rf $(VENV) index .index.tmp-* .index.old-* .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) index .index.tmp-* .index.old-* .cache .pytest_cache .ruff_cache *.egg-info

@@ -53,6 +53,34 @@ class Settings(BaseSettings):
         ]
     )
 
+    # HTTP limits, applied by rag.serve.runner (uvicorn options and rag.serve.protocol) and by
+    # the BodyGuard middleware. A slow client holds a connection (and a file descriptor) only
+    # this long; without them one client could hold thousands of half-sent requests open.
+    header_timeout_s: float = Field(10.0, gt=0)  # request line and headers must arrive in this
+    body_timeout_s: float = Field(15.0, gt=0)  # the whole body must arrive in this
+    keepalive_timeout_s: float = Field(5.0, gt=0)  # an idle keep-alive connection is closed after
+    graceful_timeout_s: float = Field(10.0, ge=0)  # shutdown waits this long for open requests
+    max_connections: int = Field(1000, ge=1)  # more are answered 503 and closed at once
+    max_header_bytes: int = Field(16 * 1024, ge=1024)  # request line and headers together
+    backlog: int = Field(2048, ge=1)  # connections the kernel queues before they are accepted
+    # Abuse limits (rag.serve.limits). Per client address and endpoint on /search, /ask, /chat and
+    # /feedback, in the `limits` notation ("60/minute", "10/second;300/hour"); "off" disables.
+    rate_limit: str = "60/minute"
+    # Peers whose X-Forwarded-For names the client (addresses or networks; "*" trusts any).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"]
+    )
+    # Host headers answered; empty: the configured host, localhost, 127.0.0.1, ::1 and the
+    # public URL's host. "*" answers any (DNS rebinding protection off).
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_comment_chars: int = Field(2000, ge=0)
+    # Query-log retention, applied by its writer thread: rows older than this many days, and the
+    # oldest beyond this many rows, are deleted (0 keeps them).
+    log_max_age_days: float = Field(90.0, ge=0)
+    log_max_rows: int = Field(100_000, ge=0)
+    # Interactive API docs at /docs, from assets shipped in a package (never a CDN).
+    docs: bool = True
+
     @field_validator("text_profile")
     @classmethod
     def _known_profile(cls, value: str) -> str:
@@ -65,6 +93,29 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("trusted_proxies", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _known_rate(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("off", "none", "0", ""):
+            return "off"
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(
+                'use "off" or a rate such as "60/minute" or "10/second;300/hour"'
+            ) from exc
         return value
 
 

@@ -1,11 +1,17 @@
-"""Shared fixtures: small corpora, a fast deterministic embedder, and the real model once."""
+"""Shared fixtures: small corpora, a fast deterministic embedder, the real model and index once;
+and the checks that keep tests which load the real model in the slow tier."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pytest
@@ -16,6 +22,11 @@ SHARED_DEV = ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"
 DEV_QUESTIONS = (
     SHARED_DEV if SHARED_DEV.exists() else ROOT / "tests" / "data" / "dev_questions.jsonl"
 )
+# The real index, shared by every test session in this checkout and by the notebooks, which
+# `make test` runs after the tests with RAG_TEST_INDEX set to this path (gitignored).
+TEST_INDEX = Path(os.environ.get("RAG_TEST_INDEX") or ROOT / ".cache" / "test-index").absolute()
+# A test that asks for one of these loads the real model and must be marked slow (checked below).
+REAL_MODEL_FIXTURES = frozenset({"real_embedder", "real_index_dir", "real_retriever"})
 
 
 class FakeEmbedder:
@@ -82,19 +93,125 @@ def real_embedder():
 
 
 @pytest.fixture(scope="session")
-def real_index_dir(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:
-    """The real corpus indexed with the real model, once per test session."""
-    from rag.index import build_index
+def real_index_dir(pytestconfig: pytest.Config) -> Iterator[Path]:
+    """The real corpus indexed with the real model at TEST_INDEX, shared and never written to.
 
-    path = tmp_path_factory.mktemp("real") / "index"
-    build_index(CORPUS, path, real_embedder)
-    return path
+    Built only when missing or stale, so later sessions (and the notebooks) skip the ~150 s build.
+    A test that must change an index copies this one first; teardown fails if any test wrote.
+    """
+    say = partial(_say, pytestconfig)
+    with _shared_index_lock() as lock:
+        reason = _why_rebuild_test_index()
+        if reason:
+            from rag.index import build_index
+            from rag.models.embedder import load_embedder
+
+            # Readers of the old build hold the shared lock; wait for them to finish.
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                say(f"\n{TEST_INDEX} is stale; waiting for other test sessions to finish with it")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            reason = _why_rebuild_test_index()
+            if reason:
+                say(f"\nbuilding the real index at {TEST_INDEX} ({reason})")
+                build_index(CORPUS, TEST_INDEX, load_embedder())
+            fcntl.flock(lock, fcntl.LOCK_SH)
+        before = _file_stamps(TEST_INDEX)
+        yield TEST_INDEX
+        assert _file_stamps(TEST_INDEX) == before, (
+            f"a test wrote into the shared index {TEST_INDEX}: copy it to tmp_path first"
+        )
 
 
 @pytest.fixture(scope="session")
-def real_retriever(real_index_dir: Path, real_embedder):
+def real_retriever(real_index_dir: Path):
     from rag.index import load_index
     from rag.search.retriever import Retriever
 
     # from_index queries with the index's own model, through its ONNX export.
     return Retriever.from_index(load_index(real_index_dir))
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """Print past pytest's output capture: a silent ~150 s build looks like a hung test."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else nullcontext():
+        print(line, flush=True)
+
+
+@contextmanager
+def _shared_index_lock() -> Iterator[TextIO]:
+    """Hold a shared lock on TEST_INDEX: sessions in this checkout run at once, one rebuilds."""
+    TEST_INDEX.parent.mkdir(parents=True, exist_ok=True)
+    with open(TEST_INDEX.parent / f"{TEST_INDEX.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield lock
+
+
+def _why_rebuild_test_index() -> str | None:
+    """Why TEST_INDEX must be rebuilt for the code and corpus as they are now, or None."""
+    from rag.config import DEFAULT_MODEL, Settings
+    from rag.index import why_rebuild
+    from rag.ingest.chunking import ChunkerSettings
+    from rag.ingest.profiles import DEFAULT_TEXT_PROFILE
+
+    # Every field build_index's defaults decide, so a RAG_* variable in the shell cannot make
+    # a fresh index look stale (or a stale one fresh).
+    settings = Settings(
+        corpus_dir=CORPUS,
+        index_dir=TEST_INDEX,
+        model=DEFAULT_MODEL,
+        adapt=True,
+        query_backend="auto",
+        text_profile=DEFAULT_TEXT_PROFILE,
+    )
+    return why_rebuild(settings, ChunkerSettings())
+
+
+def _file_stamps(root: Path) -> dict[str, tuple[int, int]]:
+    """Size and mtime of every file under ``root``: what a write would change."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that uses the real model without the slow marker, so the fast tier is fast."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use the real model (through "
+            + ", ".join(sorted(REAL_MODEL_FIXTURES))
+            + ") but are not marked @pytest.mark.slow:\n  "
+            + "\n  ".join(unmarked)
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    """Fail a test without the slow marker that loads the real model some other way."""
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    from rag.models import embedder
+
+    real_init = embedder.SentenceTransformerEmbedder.__init__
+
+    def refuse(self: object, *args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"{item.nodeid} loads the real model: mark it @pytest.mark.slow")
+
+    embedder.SentenceTransformerEmbedder.__init__ = refuse  # type: ignore[method-assign]
+    try:
+        return (yield)
+    finally:
+        embedder.SentenceTransformerEmbedder.__init__ = real_init  # type: ignore[method-assign]

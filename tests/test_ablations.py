@@ -13,6 +13,8 @@ from tests.conftest import CORPUS
 
 DATA = Path(__file__).parent / "data"
 
+pytestmark = pytest.mark.slow  # both tests rank with the real index
+
 
 @pytest.fixture(scope="module")
 def lab(real_index_dir: Path) -> Lab:

@@ -104,6 +104,7 @@ def adapted_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Pa
     return root / "index"
 
 
+@pytest.mark.slow
 def test_build_index_adapts_the_model_and_stores_it_in_the_index(
     adapted_index: Path, real_embedder
 ) -> None:
@@ -119,6 +120,7 @@ def test_build_index_adapts_the_model_and_stores_it_in_the_index(
     assert manifest.extra["onnx"]["model_id"] == adapted["model_id"]
 
 
+@pytest.mark.slow
 def test_stored_vectors_come_from_the_adapted_model_not_the_base_one(
     adapted_index: Path, real_embedder
 ) -> None:
@@ -132,6 +134,7 @@ def test_stored_vectors_come_from_the_adapted_model_not_the_base_one(
     assert float(base @ stored) < 0.9999  # training changed the weights
 
 
+@pytest.mark.slow
 def test_queries_use_the_adapted_model_through_onnx_and_torch(adapted_index: Path) -> None:
     index = load_index(adapted_index)
     onnx = load_query_embedder(Settings(), index)
@@ -143,6 +146,7 @@ def test_queries_use_the_adapted_model_through_onnx_and_torch(adapted_index: Pat
     assert hits[0].chunk.section == "Data Engineer > Salary"
 
 
+@pytest.mark.slow
 def test_a_retriever_refuses_the_base_model_on_an_adapted_index(
     adapted_index: Path, real_embedder
 ) -> None:
@@ -150,6 +154,7 @@ def test_a_retriever_refuses_the_base_model_on_an_adapted_index(
         Retriever(load_index(adapted_index), real_embedder)
 
 
+@pytest.mark.slow
 def test_an_adapted_index_without_its_model_folder_is_refused(
     adapted_index: Path, tmp_path: Path
 ) -> None:
@@ -162,6 +167,7 @@ def test_an_adapted_index_without_its_model_folder_is_refused(
         load_query_embedder(Settings(query_backend="torch"), load_index(copy))
 
 
+@pytest.mark.slow
 def test_adaptation_is_reproducible(adapted_index: Path, real_embedder, tmp_path: Path) -> None:
     corpus = adapted_index.parent / "corpus"
     build_index(corpus, tmp_path / "again", real_embedder, onnx=False, adapt=True)

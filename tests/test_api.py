@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pickle
 import re
 import sqlite3
 import threading
@@ -24,11 +25,15 @@ from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import app_factory, create_app
 from rag.serve.batching import MicroBatcher
+from rag.serve.protocol import GuardedHttpToolsProtocol, HttpLimits
 from rag.serve.querylog import db_path
-from rag.serve.runner import run_server, settings_env
+from rag.serve.runner import run_server, settings_env, uvicorn_options
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_CHARS = 200
+# The Host names TestClient and httpx's ASGI transport send; the rate limit is off, as these
+# tests are not about it (tests/test_hardening.py is).
+CLIENT = {"allowed_hosts": ["testserver", "test"], "rate_limit": "off"}
 
 
 @pytest.fixture
@@ -47,6 +52,7 @@ def settings(index_dir: Path, small_corpus: Path, tmp_path: Path) -> Settings:
         max_query_chars=MAX_CHARS,
         max_body_bytes=4096,
         public_url="https://careers.example.com",
+        **CLIENT,
     )
 
 
@@ -251,7 +257,7 @@ def test_ready_is_503_until_the_index_loads(
 
 
 def test_ready_reports_why_the_index_failed_to_load(tmp_path: Path) -> None:
-    settings = Settings(index_dir=tmp_path / "missing", data_dir=tmp_path / "data")
+    settings = Settings(index_dir=tmp_path / "missing", data_dir=tmp_path / "data", **CLIENT)
     with TestClient(create_app(settings)) as client:
         wait_for(lambda: client.get("/ready").json()["status"] == "error", "the load to fail")
         ready = client.get("/ready")
@@ -446,7 +452,9 @@ def test_chat_uses_index_titles_as_subjects(client: TestClient) -> None:
     ("body", "field"),
     [
         ({"messages": []}, "messages"),
-        (chat_body("hi", "hello"), "messages.1.role"),
+        ({"messages": [{"role": "assistant", "content": "hello"}]}, "messages"),
+        (chat_body("   ", "hello", "What do they earn?"), "messages.0.content"),
+        (chat_body("x" * (MAX_CHARS + 1), "hello", "What do they earn?"), "messages.0.content"),
         ({"messages": [{"role": "system", "content": "be nice"}]}, "messages.0.role"),
         ({"messages": [{"role": "user", "content": "   "}]}, "messages.0.content"),
         ({"messages": [{"role": "user", "content": "x" * (MAX_CHARS + 1)}]}, "messages.0.content"),
@@ -481,8 +489,19 @@ def test_chat_streams_sources_then_deltas_then_done(client: TestClient) -> None:
     assert refs and all(1 <= n <= len(sources["results"]) for n in refs)
 
 
+def test_chat_answers_the_latest_user_message_leaving_out_assistant_turns_after_it(
+    client: TestClient,
+) -> None:
+    # The schema cannot say "the last item is the user's", so the server does not require it:
+    # a conversation sent back with the answer being redone is answered as without it.
+    body = chat_body("What does a data engineer do?", "They build pipelines.", "What do they earn?")
+    redo = {"messages": [*body["messages"], {"role": "assistant", "content": "They earn $1."}]}
+    assert client.post("/chat", json=redo).json()["query"] == "What do data engineers earn?"
+
+
 def test_chat_stream_validates_before_streaming(client: TestClient) -> None:
-    resp = client.post("/chat", json={**chat_body("hi", "hello"), "stream": True})
+    no_question = {"messages": [{"role": "assistant", "content": "hello"}]}
+    resp = client.post("/chat", json={**no_question, "stream": True})
     assert resp.status_code == 422
     assert resp.headers["content-type"].startswith("application/json")
 
@@ -647,7 +666,7 @@ def test_cors_origins_come_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, retriever: Retriever, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("RAG_CORS_ORIGINS", "https://a.example, https://b.example/")
-    settings = Settings(data_dir=tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", **CLIENT)
     with TestClient(create_app(settings, retriever)) as client:
         assert preflight(client, "https://b.example").headers["access-control-allow-origin"] == (
             "https://b.example"
@@ -727,7 +746,9 @@ def test_run_server_with_workers_uses_the_factory_import_string(
     run_server(settings, "127.0.0.1", 8123, workers=3)
     [(app, kw)] = calls
     assert app == "rag.serve.app:app_factory"
-    assert kw == {"factory": True, "host": "127.0.0.1", "port": 8123, "workers": 3}
+    limits = without_protocol(kw)
+    assert limits == {"factory": True, "host": "127.0.0.1", "port": 8123, "workers": 3,
+                      **without_protocol(uvicorn_options(settings))}  # fmt: skip
     worker_settings = Settings()
     assert worker_settings.index_dir == settings.index_dir and worker_settings.port == 8123
     assert isinstance(app_factory(), FastAPI)
@@ -741,7 +762,28 @@ def test_run_server_with_one_worker_serves_the_app_in_process(
     run_server(settings, None, 8124)
     [(app, kw)] = calls
     assert isinstance(app, FastAPI)
-    assert kw == {"host": settings.host, "port": 8124}
+    expected = {"host": settings.host, "port": 8124, **without_protocol(uvicorn_options(settings))}
+    assert without_protocol(kw) == expected
+
+
+def without_protocol(options: dict) -> dict:
+    """uvicorn options without ``http`` (a partial, equal only to itself), checking it."""
+    http = options["http"]
+    assert http.func is GuardedHttpToolsProtocol and isinstance(http.keywords["limits"], HttpLimits)
+    return {k: v for k, v in options.items() if k != "http"}
+
+
+def test_uvicorn_options_carry_every_http_limit(settings: Settings) -> None:
+    custom = settings.model_copy(
+        update={"header_timeout_s": 3, "keepalive_timeout_s": 4, "graceful_timeout_s": 6,
+                "max_connections": 7, "max_header_bytes": 8192, "backlog": 9}
+    )  # fmt: skip
+    options = uvicorn_options(custom)
+    assert options["http"].keywords["limits"] == HttpLimits(3, 8192, 7)
+    assert (options["timeout_keep_alive"], options["timeout_graceful_shutdown"]) == (4, 6)
+    assert options["backlog"] == 9 and options["proxy_headers"] is False
+    # Workers get it by pickling.
+    assert pickle.loads(pickle.dumps(options["http"])).keywords == options["http"].keywords
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -873,6 +915,7 @@ def real_client(real_index_dir: Path, real_retriever: Retriever, tmp_path_factor
         index_dir=real_index_dir,
         corpus_dir=ROOT / "corpus",
         data_dir=tmp_path_factory.mktemp("real-data"),
+        **CLIENT,
     )
     with TestClient(create_app(settings, real_retriever)) as client:
         yield client

@@ -133,16 +133,18 @@ def test_summary_counts_latencies_zero_hits_low_scores_and_feedback(tmp_path: Pa
     qlog.record(record("ask", "nothing matches", 5.0, ()))
     qlog.record(record("ask", "nothing matches", 7.0, ()))
     low = record("chat", "vague", 3.0, (1.0,))
+    liked = record("chat", "liked", 3.0, (4.0,))
     qlog.record(low)
+    qlog.record(liked)
     qlog.feedback(low.query_id, "down", "off topic").result(timeout=30)
-    qlog.feedback(low.query_id, "up").result(timeout=30)
+    qlog.feedback(liked.query_id, "up").result(timeout=30)
     qlog.close()
 
     d = summary(tmp_path)
-    assert d["queries"] == 103
+    assert d["queries"] == 104
     assert d["by_endpoint"]["search"] == {"count": 100, "p50_ms": 50.0, "p95_ms": 95.0}
     assert d["by_endpoint"]["ask"]["count"] == 2
-    assert d["by_endpoint"]["chat"]["count"] == 1
+    assert d["by_endpoint"]["chat"]["count"] == 2
     assert d["zero_hit"]["count"] == 2
     assert d["zero_hit"]["examples"] == [{"query": "nothing matches", "count": 2}]
     assert d["low_score"]["count"] == 1
@@ -153,5 +155,59 @@ def test_summary_counts_latencies_zero_hits_low_scores_and_feedback(tmp_path: Pa
     ]
 
     text = format_summary(d)
-    for expected in ("103 queries", "search", "zero-hit queries: 2", "'vague'", "1 up, 1 down"):
+    for expected in ("104 queries", "search", "zero-hit queries: 2", "'vague'", "1 up, 1 down"):
         assert expected in text
+
+
+def test_a_later_rating_replaces_the_earlier_one(tmp_path: Path) -> None:
+    qlog = QueryLog(tmp_path)
+    rec = record()
+    qlog.record(rec)
+    for n in range(1000):
+        qlog.feedback(rec.query_id, ("up", "down")[n % 2], f"comment {n}")
+    qlog.feedback(rec.query_id, "up", "the last word").result(timeout=30)
+    qlog.close()
+    assert rows(tmp_path, "SELECT query_id, rating, comment FROM feedback") == [
+        (rec.query_id, "up", "the last word")
+    ]
+
+
+def test_an_old_log_keeps_the_latest_rating_of_each_query(tmp_path: Path) -> None:
+    # Written before one rating per query: two ratings of one query, in the old schema.
+    con = sqlite3.connect(db_path(tmp_path))
+    con.executescript(
+        "CREATE TABLE queries (id INTEGER PRIMARY KEY, ts TEXT NOT NULL,"
+        " query_id TEXT NOT NULL UNIQUE, endpoint TEXT NOT NULL, query TEXT NOT NULL,"
+        " chunk_ids TEXT NOT NULL, scores TEXT NOT NULL, n_results INTEGER NOT NULL,"
+        " top_score REAL, latency_ms REAL NOT NULL, index_built_at TEXT, model TEXT);"
+        "CREATE TABLE feedback (id INTEGER PRIMARY KEY, ts TEXT NOT NULL, query_id TEXT NOT NULL,"
+        " rating TEXT NOT NULL, comment TEXT);"
+        "INSERT INTO queries VALUES (1, 't', 'q1', 'search', 'x', '[]', '[]', 0, NULL, 1, NULL, NULL);"
+        "INSERT INTO feedback VALUES (1, 't', 'q1', 'down', 'first'), (2, 't', 'q1', 'up', 'second');"
+    )
+    con.close()
+    QueryLog(tmp_path).close()
+    assert rows(tmp_path, "SELECT rating, comment FROM feedback") == [("up", "second")]
+
+
+def test_retention_keeps_the_newest_rows(tmp_path: Path) -> None:
+    qlog = QueryLog(tmp_path, max_rows=100)
+    records = [record(query=f"q{n}") for n in range(1000)]
+    for rec in records:
+        qlog.record(rec)
+    qlog.feedback(records[0].query_id, "up")  # its query goes: so does its rating
+    qlog.feedback(records[-1].query_id, "down").result(timeout=30)
+    qlog.close()
+    kept = [q for (q,) in rows(tmp_path, "SELECT query FROM queries ORDER BY id")]
+    assert kept == [f"q{n}" for n in range(900, 1000)]
+    assert rows(tmp_path, "SELECT rating FROM feedback") == [("down",)]
+
+
+def test_retention_drops_rows_past_their_age(tmp_path: Path) -> None:
+    qlog = QueryLog(tmp_path, max_age_days=30)
+    old, new = record(query="old"), record(query="new")
+    old.ts = "2020-01-01T00:00:00.000+00:00"
+    qlog.record(old)
+    qlog.record(new)
+    qlog.close()
+    assert rows(tmp_path, "SELECT query FROM queries") == [("new",)]

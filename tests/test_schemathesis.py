@@ -1,5 +1,7 @@
 """Property-based API tests: schemathesis generates valid and invalid requests from
-/openapi.json and no operation may answer with a server error (run with -s for the counts)."""
+/openapi.json, and every one of its checks must pass: no server error, and the schema is exactly
+what the server accepts (valid data accepted, invalid data refused, responses as documented).
+Run with -s for the counts; the slow test runs the CLI, all phases, against a real uvicorn."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import CHECKS, load_all_checks
 
 from rag.config import Settings
 from rag.index import build_index, load_index
@@ -48,7 +50,15 @@ def build_app(root: Path) -> FastAPI:
     embedder = FakeEmbedder()
     build_index(corpus, root / "index", embedder)
     retriever = Retriever(load_index(root / "index"), embedder)
-    app_settings = Settings(index_dir=root / "index", corpus_dir=corpus, data_dir=root / "data")
+    # Every case comes from one client: no rate limit (tests/test_hardening.py tests it). The
+    # in-process cases name the host "testserver"; the real server is on 127.0.0.1.
+    app_settings = Settings(
+        index_dir=root / "index",
+        corpus_dir=corpus,
+        data_dir=root / "data",
+        rate_limit="off",
+        allowed_hosts=["testserver", "127.0.0.1"],
+    )
     return create_app(app_settings, retriever)
 
 
@@ -72,11 +82,62 @@ def report_counts() -> Iterator[None]:
     database=None,  # nothing written to .hypothesis/ in the work tree
     suppress_health_check=list(HealthCheck),
 )
-def test_api_never_answers_with_a_server_error(case: schemathesis.Case) -> None:
+def test_api_passes_every_schemathesis_check(case: schemathesis.Case) -> None:
     operation = case.operation.label
     CASES[operation] += 1
     try:
-        case.call_and_validate(checks=[not_a_server_error])
+        case.call_and_validate(checks=ALL_CHECKS)
     except BaseException:
         FAILED[operation] += 1
         raise
+
+
+load_all_checks()
+# `--checks all`: not_a_server_error, the conformance checks, positive_data_acceptance,
+# negative_data_rejection, missing_required_header, unsupported_method and the rest.
+ALL_CHECKS = CHECKS.get_all()
+
+
+@pytest.mark.slow
+def test_schemathesis_cli_with_all_checks_finds_no_issue(tmp_path: Path) -> None:
+    """The CLI's four phases (examples, coverage, fuzzing, stateful) against a real uvicorn."""
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import uvicorn
+
+    from rag.serve.runner import uvicorn_options
+
+    root = tmp_path / "api"
+    root.mkdir()
+    app = build_app(root)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    options = uvicorn_options(Settings(rate_limit="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        cli = Path(sys.executable).with_name("schemathesis")
+        command = [str(cli), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", "all",
+                   "--max-examples", "50", "--max-time", "45", "--seed", "16", "--workers", "1",
+                   "--request-timeout", "30"]  # fmt: skip
+        # From tmp_path: the CLI keeps its reports in .schemathesis/ under the working directory.
+        run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+    summary = run.stdout[run.stdout.find("SUMMARY") :]
+    print("\n$ schemathesis " + " ".join(command[1:]) + "\n" + summary)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout

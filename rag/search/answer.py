@@ -22,7 +22,11 @@ _QUANTITY_RE = re.compile(
     r"|income|percent\w*|rate|growth|market size|range)\b",
     re.IGNORECASE,
 )
-_NUMBER_RE = re.compile(r"\$\s?\d|\d+(?:[.,]\d+)*\s?(?:%|percent|k\b|billion|million)|\d{2,}")
+# An amount starts where its run of digits and separators starts ("1,5" is never tried from its
+# "5"): trying every start over "1,1,1,..." was quadratic. Whether a sentence matches is unchanged.
+_NUMBER_RE = re.compile(
+    r"\$\s?\d|(?<!\d)(?<!\d[.,])\d+(?:[.,]\d+)*\s?(?:%|percent|k\b|billion|million)|\d{2,}"
+)
 # Signposts talk about the guide, not the role ("Here are the key soft skills:", "This overview
 # provides a foundation for ... subsequent sections", "By adhering to these best practices, ..."
 # closing a list): they match a question's words and answer nothing on their own, so they only

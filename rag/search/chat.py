@@ -67,6 +67,9 @@ _ABOUT_RE = re.compile(
     re.I,
 )
 _ARTICLE_RE = re.compile(r"^(?:the|a|an)\s+", re.I)
+# What may stand between two capitalised words of one name ("Meta, Google and Amazon"), matched
+# on the stripped gap: "\s*" around an optional "\s*and" backtracked quadratically on long gaps.
+_JOINER_RE = re.compile(r"(?:,|,\s*(?:and|or)|and|or|&)?", re.I)
 
 _ORDINALS = {
     "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
@@ -80,12 +83,17 @@ _ORDINAL_RE = re.compile(
     r"|(?P<pair>former|latter))\b",
     re.I,
 )
-_CITATION_RE = re.compile(r"\s*\[\d+\]")
+# Starts only where a whitespace run starts: from inside a run, each position would rescan the
+# rest of it (quadratic on a long run), and a match never starts there anyway.
+_CITATION_RE = re.compile(r"(?<!\s)\s*\[\d+\]")
 _BULLET_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
 # "Data Collection Layer: aggregates data ...": a short label before a colon names the item.
 _LABEL_RE = re.compile(r"^([^:.;,]{2,60}?):\s")
 # A comma inside a number ("$157,969") has no space after it, so it separates nothing.
-_LIST_SPLIT_RE = re.compile(r"\s*(?:[,;]\s+(?:and\s+|or\s+)?|\s+(?:and|or)\s+)", re.I)
+# It splits text whose whitespace runs are collapsed to one space (_WS_RE): over raw runs,
+# "\s*" next to "\s+" backtracked cubically ("a" + 1,500 spaces + "b" took 12 s).
+_LIST_SPLIT_RE = re.compile(r" ?[,;] (?:(?:and|or) )?| (?:and|or) ", re.I)
+_WS_RE = re.compile(r"\s+")
 # "Skills include Python, SQL and Spark": the words that introduce an enumeration are not
 # part of its first item (the last such phrase counts: greedy).
 _LEAD_IN_RE = re.compile(
@@ -157,8 +165,12 @@ def _substitute(text: str, subjects: Sequence[Span]) -> str:
         replacement = template.format(**forms)
 
         def repl(m: re.Match[str], replacement: str = replacement) -> str:
-            before = m.string[: m.start()].rstrip()
-            if not before or before.endswith((".", "?", "!")):
+            # The last character before the match, found without copying the prefix (which made
+            # a text of many references quadratic).
+            i = m.start() - 1
+            while i >= 0 and m.string[i].isspace():
+                i -= 1
+            if i < 0 or m.string[i] in ".?!":
                 return replacement[0].upper() + replacement[1:]
             return replacement
 
@@ -178,13 +190,15 @@ def _entities(text: str, exclude: Sequence[Span] = (), *, initial: bool = False)
         capital = tok.text[:1].isupper() and not tok.text.isupper() and tok.text != "I"
         # A fragment starts with a capital anyway: "Salary?" names no company.
         common = tok.stop or tok.norm[-1] in _ATTRIBUTES
-        sentence_start = n == 0 or text[: tok.start].rstrip().endswith((".", "?", "!"))
+        # The gap since the previous token, not the whole prefix: linear in the text, and the
+        # same answer, since a token never ends in punctuation.
+        gap = text[tokens[n - 1].end : tok.start] if n else ""
+        sentence_start = n == 0 or gap.rstrip().endswith((".", "?", "!"))
         inside = any(s.start <= tok.start < s.end for s in exclude)
         if not capital or inside or (sentence_start and (not initial or common)):
             continue
         prev = runs[-1][-1] if runs else None
-        gap = text[prev.end : tok.start] if prev else ""
-        if prev and re.fullmatch(r"\s*(?:,|,?\s*and|,?\s*or|&)?\s*", gap, re.I):
+        if prev and _JOINER_RE.fullmatch(text[prev.end : tok.start].strip()):
             runs[-1].append(tok)
         else:
             runs.append([tok])
@@ -246,8 +260,9 @@ def _strip_end(text: str) -> str:
 
 
 class _Resolver:
-    def __init__(self, finder: SubjectFinder) -> None:
+    def __init__(self, finder: SubjectFinder, max_chars: int | None = None) -> None:
         self.finder = finder
+        self.max_chars = max_chars
         self.resolved: list[str] = []
         self.subjects: list[Sequence[Span]] = []  # subjects of each resolved turn
 
@@ -258,7 +273,9 @@ class _Resolver:
         return ()
 
     def add(self, text: str, assistant_before: str = "") -> str:
-        query = self._resolve(text.strip(), assistant_before)
+        # Merged context can outgrow the limit; cut at every turn, a chain of follow-ups would
+        # otherwise carry (and re-read) all earlier turns: quadratic in their number.
+        query = _keep_end(self._resolve(text.strip(), assistant_before), self.max_chars)
         self.resolved.append(query)
         self.subjects.append(self.finder.find(query))
         return query
@@ -352,7 +369,7 @@ def listed_items(answer: str) -> list[str]:
     best: list[str] = []
     for sentence in sentences:
         body = sentence.split(":", 1)[1] if _LABEL_RE.match(sentence) else sentence
-        pieces = _LIST_SPLIT_RE.split(body.strip().rstrip(".!?"))
+        pieces = _LIST_SPLIT_RE.split(_WS_RE.sub(" ", body.strip().rstrip(".!?")))
         pieces[0] = _LEAD_IN_RE.sub("", pieces[0])
         parts = [p for p in map(_item, pieces) if p]
         if len(parts) > len(best):
@@ -417,7 +434,7 @@ def resolve_query(
             f"the last message is longer than {max_chars} characters",
             field=f"messages.{last}.content",
         )
-    resolver = _Resolver(SubjectFinder(known_subjects))
+    resolver = _Resolver(SubjectFinder(known_subjects), max_chars)
     assistant = ""
     query = content.strip()
     for message in messages:
@@ -425,11 +442,17 @@ def resolve_query(
         if not isinstance(text, str) or not text.strip():
             continue
         if _get(message, "role") == "user":
-            query = resolver.add(text, assistant)
+            # An earlier question longer than the limit could not have been asked: cut it as the
+            # query is cut, so a turn costs at most the limit, however long the body.
+            query = resolver.add(_keep_end(text.strip(), max_chars), assistant)
             assistant = ""
         else:
             assistant = text
-    if max_chars is not None and len(query) > max_chars:
-        # Merged context can outgrow the limit; the latest words matter most, so keep the end.
-        query = query[-max_chars:].lstrip()
     return query
+
+
+def _keep_end(text: str, max_chars: int | None) -> str:
+    # The latest words of a question matter most, so an over-long one keeps its end.
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    return text[-max_chars:].lstrip()

@@ -20,14 +20,18 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from rag import __version__
 from rag.config import Settings
 from rag.errors import RagError
 from rag.search.retriever import Retriever
-from rag.serve import pages
-from rag.serve.errors import add_error_handlers
-from rag.serve.middleware import BodyGuard
+from rag.serve import apidocs, pages
+from rag.serve.errors import add_error_handlers, error_response
+from rag.serve.limits import RateLimit
+from rag.serve.middleware import BodyGuard, HeadAsGet, HostGuard, host_of
 from rag.serve.querylog import QueryLog
 from rag.serve.routes import ROUTERS
 from rag.serve.schemas import MAX_K
@@ -50,13 +54,43 @@ def _origins(settings: Settings) -> list[str]:
     return origins
 
 
+def allowed_hosts(settings: Settings) -> list[str]:
+    """Host headers the app answers: the setting, or this server's own names."""
+    if settings.allowed_hosts:
+        return list(settings.allowed_hosts)
+    hosts = ["localhost", "127.0.0.1", "::1"]
+    if settings.host not in ("0.0.0.0", "::"):
+        hosts.append(host_of(settings.host))
+    public = urlsplit(settings.public_url).hostname
+    if public:
+        hosts.append(public)
+    return list(dict.fromkeys(hosts))
+
+
+class _CORS(CORSMiddleware):
+    """Starlette's CORS middleware, refusing a preflight in the API's JSON error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k.startswith(("access-", "vary"))}
+        detail = f"CORS preflight refused: {bytes(response.body).decode()}"
+        return error_response(response.status_code, detail, kind="cors", headers=headers)
+
+
 def create_app(settings: Settings | None = None, retriever: Retriever | None = None) -> FastAPI:
     """The FastAPI app; loads the configured index at start-up unless one is given."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = Services(settings, QueryLog(settings.data_dir))
+        querylog = QueryLog(
+            settings.data_dir,
+            max_age_days=settings.log_max_age_days,
+            max_rows=settings.log_max_rows,
+        )
+        svc = Services(settings, querylog)
         app.state.services = svc
         # The HTML pages (rag.serve.pages) look the index up here.
         app.state.retriever = None
@@ -81,27 +115,47 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
         version=__version__,
         summary="Retrieval question answering over career guides, with exact citations.",
         lifespan=lifespan,
+        # FastAPI's own pages load their scripts from a CDN: apidocs serves local copies.
+        docs_url=None,
+        redoc_url=None,
     )
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(pages.router)
-    app.openapi = partial(_openapi, app, settings)  # type: ignore[method-assign]
+    if settings.docs:
+        app.include_router(apidocs.router)
+    app.openapi = partial(_openapi, app, settings, retriever)  # type: ignore[method-assign]
     add_error_handlers(app)
-    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
-    # Added last, so outermost: error responses (413 too) carry the CORS headers as well.
+    # Each add_middleware wraps what is there: the last added runs first.
     app.add_middleware(
-        CORSMiddleware,
+        BodyGuard, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+    )
+    # Before the body is read: a client over its rate costs nothing more.
+    app.add_middleware(RateLimit, rate=settings.rate_limit)
+    app.add_middleware(HeadAsGet)
+    # Outside the above, so their error responses (413, 429 too) carry the CORS headers.
+    app.add_middleware(
+        _CORS,
         allow_origins=_origins(settings),
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type"],
         max_age=600,
     )
+    app.add_middleware(HostGuard, allowed=allowed_hosts(settings))
+    # Outermost: the client address every limit is keyed on is known before anything else.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
 
 
-def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
-    """The OpenAPI schema, with the query limits this server is configured with."""
-    if app.openapi_schema is None:
+def _openapi(app: FastAPI, settings: Settings, retriever: Retriever | None) -> dict[str, Any]:
+    """The OpenAPI schema, with the limits this server is configured with and, once the index
+    is loaded, the document ids a search may be filtered by: exactly what the server accepts."""
+    svc = getattr(app.state, "services", None)
+    doc_ids = [d["id"] for d in svc.documents] if svc is not None and svc.retriever else []
+    if not doc_ids and retriever is not None:
+        doc_ids = [d.id for d in retriever.index.documents()]
+    if app.openapi_schema is None or getattr(app.state, "openapi_doc_ids", None) != doc_ids:
+        app.openapi_schema = None
         schema = FastAPI.openapi(app)
         components = schema["components"]["schemas"]
         for name in ("SearchRequest", "AskRequest", "ChatRequest"):
@@ -109,6 +163,14 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
             props["k"]["maximum"] = min(MAX_K, settings.max_k)
             if "query" in props:
                 props["query"]["maxLength"] = settings.max_query_chars
+        user_turn = components["ChatMessage"]["then"]["properties"]["content"]
+        user_turn["maxLength"] = settings.max_query_chars
+        comment = components["FeedbackRequest"]["properties"]["comment"]["anyOf"][0]
+        comment["maxLength"] = settings.max_comment_chars
+        if doc_ids:
+            doc_id = components["SearchFilters"]["properties"]["doc_id"]["anyOf"][0]
+            doc_id["enum"] = doc_ids
+        app.state.openapi_doc_ids = doc_ids
     return app.openapi_schema
 
 

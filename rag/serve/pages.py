@@ -31,6 +31,15 @@ PAGE_HEADERS = {
 WIDGET_MAX_AGE = 300
 
 
+# The only names /web/ serves: a name is looked up here, never handed to the file system
+# (a NUL or a 300-character name made the open fail with a 500).
+WEB_ASSETS = frozenset(
+    f.name
+    for f in resources.files("rag.serve").joinpath("static").iterdir()
+    if f.is_file() and f.name[f.name.rfind(".") :] in ASSET_TYPES
+)
+
+
 @lru_cache(maxsize=32)
 def read_asset(name: str) -> str:
     """Text of one file shipped in ``rag/serve/static``."""
@@ -91,15 +100,10 @@ def widget_script() -> Response:
 @router.api_route(methods=["GET", "HEAD"], path="/web/{name}")
 def web_asset(name: str) -> Response:
     """Scripts and styles of the chat page and the viewer."""
-    suffix = name[name.rfind(".") :] if "." in name else ""
-    if suffix not in ASSET_TYPES or "/" in name or name.startswith("."):
+    if name not in WEB_ASSETS:
         raise HTTPException(status_code=404, detail="not found")
-    try:
-        body = read_asset(name)
-    except (FileNotFoundError, IsADirectoryError) as exc:
-        raise HTTPException(status_code=404, detail="not found") from exc
     return Response(
-        body,
-        media_type=ASSET_TYPES[suffix],
+        read_asset(name),
+        media_type=ASSET_TYPES[name[name.rfind(".") :]],
         headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
     )

@@ -5,6 +5,9 @@ batches, so logging never blocks the event loop and concurrent writers never con
 database inside one process. ``close()`` drains the queue before it returns, so no record is lost
 on shutdown. Several server processes may share one file: WAL mode and a busy timeout let their
 writers take turns.
+
+A query has at most one rating: a later one replaces it. Retention (``max_age_days``,
+``max_rows``) is applied by the writer thread too, between batches, so no request waits for it.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import math
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +62,13 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_query ON feedback(query_id);
 """
+# One rating per query: logs written before this rule keep their latest rating of each query.
+_ONE_RATING = """
+DELETE FROM feedback WHERE id NOT IN (SELECT MAX(id) FROM feedback GROUP BY query_id);
+CREATE UNIQUE INDEX IF NOT EXISTS feedback_one_per_query ON feedback(query_id);
+"""
+# Retention runs at most this often, and after max_rows / 10 new records, whichever comes first.
+PRUNE_EVERY_S = 60.0
 
 
 class QueryNotFound(RagError, KeyError):
@@ -125,13 +136,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
     con.executescript(_SCHEMA)
+    con.executescript(_ONE_RATING)
     return con
 
 
 class QueryLog:
     """Appends query and feedback records from any thread through one writer thread."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, max_age_days: float = 0, max_rows: int = 0) -> None:
+        self.max_age_days = max_age_days
+        self.max_rows = max_rows
+        self._since_prune = 0
+        self._pruned_at = 0.0
         self.path = db_path(data_dir)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Open (and create the tables) now, so a bad data_dir fails at start-up, not later.
@@ -179,6 +195,41 @@ class QueryLog:
                 stop = True
                 batch = [item for item in batch if item is not _STOP]
             self._write(batch)
+            self._since_prune += len(batch)
+            if stop or self._prune_due():
+                self._prune()
+
+    def _prune_due(self) -> bool:
+        if not (self.max_age_days or self.max_rows):
+            return False
+        if self.max_rows and self._since_prune >= max(1, self.max_rows // 10):
+            return True
+        return time.monotonic() - self._pruned_at >= PRUNE_EVERY_S
+
+    def _prune(self) -> None:
+        """Delete queries past their age or beyond the newest ``max_rows``, and their feedback."""
+        self._since_prune, self._pruned_at = 0, time.monotonic()
+        if not (self.max_age_days or self.max_rows):
+            return
+        try:
+            with self._con:
+                if self.max_age_days:
+                    cutoff = datetime.now(UTC) - timedelta(days=self.max_age_days)
+                    self._con.execute(
+                        "DELETE FROM queries WHERE ts < ?",
+                        (cutoff.isoformat(timespec="milliseconds"),),
+                    )
+                if self.max_rows:
+                    self._con.execute(
+                        "DELETE FROM queries WHERE id <= (SELECT id FROM queries"
+                        " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (self.max_rows,),
+                    )
+                self._con.execute(
+                    "DELETE FROM feedback WHERE query_id NOT IN (SELECT query_id FROM queries)"
+                )
+        except Exception:
+            log.exception("query log: could not apply retention")
 
     def _write(self, batch: list[object]) -> None:
         records = [item for item in batch if isinstance(item, QueryRecord)]
@@ -215,8 +266,11 @@ class QueryLog:
                 if known is None:
                     fb.done.set_exception(QueryNotFound(f"no logged query with id {fb.query_id}"))
                     return
+                # A later rating of the same query replaces the earlier one.
                 self._con.execute(
-                    "INSERT INTO feedback (ts, query_id, rating, comment) VALUES (?,?,?,?)",
+                    "INSERT INTO feedback (ts, query_id, rating, comment) VALUES (?,?,?,?)"
+                    " ON CONFLICT (query_id) DO UPDATE SET ts = excluded.ts,"
+                    " rating = excluded.rating, comment = excluded.comment",
                     (fb.ts, fb.query_id, fb.rating, fb.comment),
                 )
         except Exception as exc:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
 
 from rag.config import Settings
 
@@ -23,19 +31,40 @@ def _encodable(text: str) -> str:
 Text = Annotated[str, Field(strict=True), AfterValidator(_encodable)]
 
 
+def _whole(value: object) -> object:
+    # JSON Schema's "integer" is a number with no fractional part, so 5.0 is one: take it as 5.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON Schema means it: 5 or 5.0, never 5.5, "5" or true.
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# Documented, not enforced here: the retriever rejects a blank or too long query with a
-# readable message, and the served schema carries the configured limit (see _openapi).
-_QUERY_SCHEMA = {"pattern": r"\S"}
+# "Has a character that is not whitespace", whitespace as Python's str.strip() sees it, spelt
+# out: "\S" means other characters in JSON Schema's (ECMA-262) regexes than in Python's ("\x1d"
+# is whitespace to one only, "\ufeff" to the other), and the server strips with Python.
+NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# Documented, not enforced here: the services reject a blank or too long query with a
+# readable message, and the served schema carries the configured limit (see rag.serve.app);
+# the length is counted as sent, as maxLength counts it.
+_QUERY_SCHEMA = {"pattern": NOT_BLANK}
 
 
 class SearchFilters(_Request):
     """Restrict a search."""
 
-    doc_id: Text | None = Field(None, min_length=1, description="Only passages of this document.")
+    doc_id: Text | None = Field(
+        None,
+        min_length=1,
+        description="Only passages of this document: the `id` of one of `GET /documents` "
+        "(the served schema lists them once the index is loaded); another id is a 422.",
+    )
 
 
 class SearchRequest(_Request):
@@ -46,7 +75,7 @@ class SearchRequest(_Request):
         examples=["What skills does an ML fraud engineer need?"],
         json_schema_extra=_QUERY_SCHEMA,
     )
-    k: StrictInt = Field(5, ge=1, le=MAX_K, description="How many passages to return.")
+    k: WholeNumber = Field(5, ge=1, le=MAX_K, description="How many passages to return.")
     filters: SearchFilters = Field(default_factory=SearchFilters)
 
 
@@ -58,23 +87,40 @@ class AskRequest(_Request):
         examples=["How much does a lead data scientist earn?"],
         json_schema_extra=_QUERY_SCHEMA,
     )
-    k: StrictInt = Field(5, ge=1, le=MAX_K, description="How many passages to retrieve.")
+    k: WholeNumber = Field(5, ge=1, le=MAX_K, description="How many passages to retrieve.")
 
 
 class ChatMessage(_Request):
-    """One turn of a conversation."""
+    """One turn of a conversation; a user's turn is a question, so it is not blank and at
+    most `max_query_chars` characters long."""
+
+    model_config = ConfigDict(
+        # The rule for a user's turn, as JSON Schema says it (the served schema carries the
+        # configured limit); the services enforce it.
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": "user"}}},
+            "then": {"properties": {"content": {"pattern": NOT_BLANK}}},
+        }
+    )
 
     role: Literal["user", "assistant"]
     content: Text
 
 
+# At least one message is the user's; JSON Schema cannot single out the last item of an array,
+# so the latest user turn is answered and any assistant turns after it are left out.
+_MESSAGES_SCHEMA = {"contains": {"properties": {"role": {"const": "user"}}, "required": ["role"]}}
+
+
 class ChatRequest(_Request):
-    """A conversation whose last message, from the user, is to be answered."""
+    """A conversation whose latest user message is to be answered."""
 
     messages: list[ChatMessage] = Field(
         min_length=1,
         max_length=100,
-        description="Oldest first; the last message must be from the user.",
+        json_schema_extra=_MESSAGES_SCHEMA,
+        description="Oldest first, with at least one user message; the latest user message "
+        "is answered (assistant turns after it, such as the answer being redone, are left out).",
         examples=[
             [
                 {"role": "user", "content": "What does a lead data scientist do?"},
@@ -83,7 +129,7 @@ class ChatRequest(_Request):
             ]
         ],
     )
-    k: StrictInt = Field(5, ge=1, le=MAX_K, description="How many passages to retrieve.")
+    k: WholeNumber = Field(5, ge=1, le=MAX_K, description="How many passages to retrieve.")
     stream: StrictBool = Field(
         False, description="Answer as server-sent events (`text/event-stream`)."
     )
@@ -96,7 +142,9 @@ class FeedbackRequest(_Request):
         pattern=r"^[0-9a-f]{32}$", description="The `query_id` of a /search, /ask or /chat."
     )
     rating: Literal["up", "down"]
-    comment: Text | None = Field(None, max_length=2000)
+    comment: Text | None = Field(
+        None, description="At most `max_comment_chars` characters (2000 unless configured)."
+    )
 
 
 class Citation(BaseModel):
@@ -231,12 +279,20 @@ class ErrorResponse(BaseModel):
     errors: list[FieldError] = Field(default_factory=list)
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in (
-        (400, "Malformed JSON or a body that is not UTF-8"),
-        (413, "Request body too large"),
-        (422, "Invalid request; `field` names the offending field"),
-        (503, "Index not loaded yet"),
-    )
-}
+def _errors(*codes: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorResponse, "description": text} for code, text in codes}
+
+
+# What every operation may answer besides its own result.
+ERRORS = _errors(
+    (400, "Malformed request or JSON, a body that is not UTF-8, or a Host not served"),
+    (408, "The request body did not arrive in time"),
+    (413, "Request body too large"),
+    (422, "Invalid request; `field` names the offending field"),
+    (503, "Index not loaded yet"),
+)
+# And the query and feedback operations: a body that is not JSON, and the rate limit.
+QUERY_ERRORS = _errors(
+    (415, "The body is not `application/json`"),
+    (429, "Too many requests from this client; `Retry-After` says when to try again"),
+)

@@ -17,13 +17,16 @@ import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 
 from rag.config import Settings
+from rag.errors import BadQuery
 from rag.index.manifest import corpus_fingerprint
 from rag.index.store import Index
 from rag.present import hits_json
+from rag.search.chat import resolve_query
 from rag.search.retriever import Retriever
 from rag.search.types import Hit, SearchResult
 from rag.serve.batching import MicroBatcher
 from rag.serve.querylog import QueryLog, QueryRecord
+from rag.serve.schemas import ChatMessage
 
 # A file changed this close to a staleness check may change again with the same size and
 # mtime (timestamps are 1-10 ms coarse on Linux, 2 s on FAT), so such a check is not reused.
@@ -103,6 +106,48 @@ class Services:
             partial(self.retriever.search_vector, query, vector, k, doc_id=doc_id),
             limiter=self.search_slots,
         )
+
+    def query(self, text: str, k: int, field: str = "query") -> str:
+        """The stripped query, checked as the schema describes it: not blank, and at most
+        ``max_query_chars`` characters as sent (the schema's maxLength counts those)."""
+        assert self.retriever is not None
+        limit = self.settings.max_query_chars
+        if len(text) > limit:
+            raise BadQuery(f"{field} is longer than {limit} characters", field=field)
+        if not text.strip():
+            raise BadQuery(f"{field} must not be blank", field=field)
+        return self.retriever.check(text, k)
+
+    def check_chat(self, messages: Sequence[ChatMessage]) -> None:
+        """Every user turn is a question: not blank, not over the query limit (the schema says
+        the same); at least one is there."""
+        users = [n for n, m in enumerate(messages) if m.role == "user"]
+        if not users:
+            raise BadQuery("the conversation has no user message", field="messages")
+        for n in users:
+            field = f"messages.{n}.content"
+            if len(messages[n].content) > self.settings.max_query_chars:
+                limit = self.settings.max_query_chars
+                raise BadQuery(f"a user message is longer than {limit} characters", field=field)
+            if not messages[n].content.strip():
+                raise BadQuery("a user message must not be blank", field=field)
+
+    async def resolve(self, messages: Sequence[ChatMessage]) -> str:
+        """The conversation's standalone query, resolved in a worker thread.
+
+        Resolution is pure Python over every turn of a body of up to ``max_body_bytes``: on the
+        event loop, a long conversation would hold up every other request meanwhile.
+        """
+        self.check_chat(messages)
+        # The latest user turn is the question; assistant turns after it are left out.
+        last = max(n for n, m in enumerate(messages) if m.role == "user")
+        resolve = partial(
+            resolve_query,
+            messages[: last + 1],
+            self.titles,
+            max_chars=self.settings.max_query_chars,
+        )
+        return await anyio.to_thread.run_sync(resolve, limiter=self.search_slots)
 
     async def answer(self, result: SearchResult) -> str:
         """The extractive answer, built in a worker thread from the index's sentence vectors."""

@@ -29,9 +29,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from rag.search.chat import resolve_query
 from rag.search.types import SearchResult
-from rag.serve.schemas import ERRORS, ChatRequest, ChatResponse
+from rag.serve.schemas import ERRORS, QUERY_ERRORS, ChatRequest, ChatResponse
 from rag.serve.services import Ready, Services, ms_since
 
 log = logging.getLogger(__name__)
@@ -71,16 +70,17 @@ _SSE_EXAMPLE = (
     response_model=ChatResponse,
     description=_CHAT_DESCRIPTION,
     responses={
+        **QUERY_ERRORS,
         200: {
             "description": "The answer, as JSON or (with `stream`) as server-sent events.",
             "content": {"text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}},
-        }
+        },
     },
 )
 async def chat(body: ChatRequest, svc: Ready) -> Any:
     """Answer the last message of a conversation, resolving follow-ups."""
     started = time.perf_counter()
-    query = resolve_query(body.messages, svc.titles, max_chars=svc.settings.max_query_chars)
+    query = await svc.resolve(body.messages)
     query = svc.retriever.check(query, body.k)  # type: ignore[union-attr]
     result = await svc.search(query, body.k)
     results = svc.results(result.hits)
