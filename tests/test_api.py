@@ -959,3 +959,24 @@ def test_real_ask_cites_its_sources(real_client: TestClient) -> None:
     refs = [int(n) for n in re.findall(r"\[(\d+)\]", body["answer"])]
     assert refs and all(1 <= n <= len(body["results"]) for n in refs)
     assert any("$189,477" in r["text"] for r in body["results"])
+
+
+def test_search_ask_and_chat_filter_by_source_prefix_and_tag(client: TestClient) -> None:
+    body = {"query": "skills", "k": 10, "filters": {"source": "sub/"}}
+    results = client.post("/search", json=body).json()["results"]
+    assert results and {r["citation"]["source"] for r in results} == {"sub/analyst.html"}
+    ask = client.post("/ask", json={"query": "skills", "filters": {"source": "recruiter"}})
+    assert {r["citation"]["source"] for r in ask.json()["results"]} == {"recruiter.txt"}
+    chat = {"messages": [{"role": "user", "content": "skills"}], "filters": {"source": "data-"}}
+    results = client.post("/chat", json=chat).json()["results"]
+    assert results and {r["citation"]["source"] for r in results} == {"data-engineer.md"}
+    # A filter that matches nothing is an empty result, as the schema says, not an error.
+    none = client.post("/search", json={"query": "skills", "filters": {"tags": ["sourdough"]}})
+    assert none.status_code == 200 and none.json()["results"] == []
+
+
+def test_citations_say_where_a_markdown_passage_is_in_its_file(client: TestClient) -> None:
+    body = {"query": "ETL pipelines Spark", "k": 3, "filters": {"source": "data-engineer.md"}}
+    citation = client.post("/search", json=body).json()["results"][0]["citation"]
+    assert citation["page"] is None
+    assert 0 <= citation["source_start"] < citation["source_end"]

@@ -204,8 +204,9 @@ def test_filters_by_tag_and_source_prefix(tmp_path: Path, fake_embedder):
     assert {h.chunk.source for h in hits} == {"guide.md"}
     from rag.errors import BadQuery
 
-    with pytest.raises(BadQuery, match="no passage matches"):
-        retriever.search("scope", 5, filters=Filters(tags=("sourdough",)))
+    assert retriever.search("scope", 5, filters=Filters(tags=("sourdough",))).hits == []
+    with pytest.raises(BadQuery, match="unknown document"):
+        retriever.search("scope", 5, filters=Filters(doc_ids=("nope",)))
 
 
 def _corpora() -> list[Path]:

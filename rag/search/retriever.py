@@ -141,6 +141,8 @@ class Retriever:
         if mode not in MODES:
             raise BadQuery(f"mode must be one of {', '.join(MODES)}", field="mode")
         rows = self.filtered_rows(filters or Filters(), doc_id)
+        if rows is not None and rows.size == 0:
+            return SearchResult(query, [], (time.perf_counter() - t0) * 1000, mode, {}, vector)
         n_cand = min(self.index.size, max(self.fusion.candidates, 4 * k))
         rankings: dict[str, list[tuple[int, float]]] = {}
         if mode != "bm25" and vector is None:
@@ -218,8 +220,8 @@ class Retriever:
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
     def filtered_rows(self, filters: Filters, doc_id: str | None = None) -> np.ndarray | None:
-        """The rows a search may return (None: all); raises BadQuery naming a filter that
-        matches nothing."""
+        """The rows a search may return (None: all; empty when the filters match nothing);
+        raises BadQuery for an unknown document id."""
         if doc_id is not None:
             filters = Filters((*filters.doc_ids, doc_id), filters.tags, filters.source_prefix)
         if not filters:
@@ -229,11 +231,7 @@ class Retriever:
                 raise BadQuery(f"unknown document {one!r}", field="doc_id")
         if len(filters.doc_ids) == 1 and not filters.tags and not filters.source_prefix:
             return self.rows_for_doc(filters.doc_ids[0])
-        rows = self.index.rows_where(filters.doc_ids, filters.tags, filters.source_prefix)
-        if rows.size == 0:
-            field = "tags" if filters.tags else "source"
-            raise BadQuery("no passage matches these filters", field=field)
-        return rows
+        return self.index.rows_where(filters.doc_ids, filters.tags, filters.source_prefix)
 
     def rows_for_doc(self, doc_id: str) -> np.ndarray:
         """Index rows of one document's chunks (empty for an unknown id), cached."""

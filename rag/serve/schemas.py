@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from rag.config import Settings
+from rag.search.types import Filters
 
 MAX_K = Settings.model_fields["max_k"].default
 
@@ -65,6 +66,24 @@ class SearchFilters(_Request):
         description="Only passages of this document: the `id` of one of `GET /documents` "
         "(the served schema lists them once the index is loaded); another id is a 422.",
     )
+    tags: list[Annotated[Text, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Only passages of documents tagged with one of these (front matter `tags` "
+        "or `keywords`, matched without case); no match is an empty result.",
+    )
+    source: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=500,
+        description="Only passages whose source file's path starts with this; no match is an "
+        "empty result.",
+    )
+
+    def to_filters(self) -> Filters:
+        """The library's form of these filters."""
+        doc_ids = (self.doc_id,) if self.doc_id is not None else ()
+        return Filters(doc_ids, tuple(self.tags), self.source)
 
 
 class SearchRequest(_Request):
@@ -88,6 +107,7 @@ class AskRequest(_Request):
         json_schema_extra=_QUERY_SCHEMA,
     )
     k: WholeNumber = Field(5, ge=1, le=MAX_K, description="How many passages to retrieve.")
+    filters: SearchFilters = Field(default_factory=SearchFilters)
 
 
 class ChatMessage(_Request):
@@ -130,6 +150,7 @@ class ChatRequest(_Request):
         ],
     )
     k: WholeNumber = Field(5, ge=1, le=MAX_K, description="How many passages to retrieve.")
+    filters: SearchFilters = Field(default_factory=SearchFilters)
     stream: StrictBool = Field(
         False, description="Answer as server-sent events (`text/event-stream`)."
     )
@@ -158,6 +179,11 @@ class Citation(BaseModel):
     start: int
     end: int
     url: str
+    page: int | None = Field(None, description="The PDF page the passage starts on.")
+    source_start: int | None = Field(
+        None, description="Where the passage starts in the source file itself (markdown)."
+    )
+    source_end: int | None = Field(None, description="Where it ends in the source file.")
 
 
 class SearchHit(BaseModel):

@@ -23,7 +23,7 @@ from rag.index.store import Index
 from rag.present import hits_json
 from rag.search.chat import resolve_query
 from rag.search.retriever import Retriever
-from rag.search.types import Hit, SearchResult
+from rag.search.types import Filters, Hit, SearchResult
 from rag.serve.batching import MicroBatcher
 from rag.serve.querylog import QueryLog, QueryRecord
 from rag.serve.schemas import ChatMessage
@@ -98,12 +98,12 @@ class Services:
                 self._stale = (index, fingerprint, tuple(stale))
             return stale
 
-    async def search(self, query: str, k: int, doc_id: str | None = None) -> SearchResult:
+    async def search(self, query: str, k: int, filters: Filters | None = None) -> SearchResult:
         """Encode through the batcher, then search in a worker thread."""
         assert self.retriever is not None and self.batcher is not None
         vector = await self.batcher.encode(query)
         return await anyio.to_thread.run_sync(
-            partial(self.retriever.search_vector, query, vector, k, doc_id=doc_id),
+            partial(self.retriever.search_vector, query, vector, k, filters=filters),
             limiter=self.search_slots,
         )
 

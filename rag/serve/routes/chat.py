@@ -82,7 +82,7 @@ async def chat(body: ChatRequest, svc: Ready) -> Any:
     started = time.perf_counter()
     query = await svc.resolve(body.messages)
     query = svc.retriever.check(query, body.k)  # type: ignore[union-attr]
-    result = await svc.search(query, body.k)
+    result = await svc.search(query, body.k, body.filters.to_filters())
     results = svc.results(result.hits)
     if body.stream:
         query_id = svc.log_query("chat", query, result.hits, started)

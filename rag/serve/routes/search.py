@@ -25,7 +25,7 @@ async def search(body: SearchRequest, svc: Ready) -> dict[str, Any]:
     """Top-k passages for a query, each with its citation."""
     started = time.perf_counter()
     query = svc.query(body.query, body.k)
-    result = await svc.search(query, body.k, doc_id=body.filters.doc_id)
+    result = await svc.search(query, body.k, body.filters.to_filters())
     query_id = svc.log_query("search", query, result.hits, started)
     return {"query": query, "results": svc.results(result.hits), "took_ms": ms_since(started),
             "query_id": query_id}  # fmt: skip
@@ -36,7 +36,7 @@ async def ask(body: AskRequest, svc: Ready) -> dict[str, Any]:
     """An extractive answer whose [n] markers cite results[n-1]."""
     started = time.perf_counter()
     query = svc.query(body.query, body.k)
-    result = await svc.search(query, body.k)
+    result = await svc.search(query, body.k, body.filters.to_filters())
     answer = await svc.answer(result)
     query_id = svc.log_query("ask", query, result.hits, started)
     return {"query": query, "answer": answer, "results": svc.results(result.hits),
