@@ -12,7 +12,6 @@ STAMP := $(VENV)/.installed
 HOST ?= $(or $(RAG_HOST),127.0.0.1)
 PORT ?= $(or $(RAG_PORT),8000)
 WORKERS ?= 1
-DEV_QUESTIONS ?= $(firstword $(wildcard ../shared/eval/dev_questions.jsonl) tests/data/dev_questions.jsonl)
 
 # The model ships inside a Python package; nothing may be fetched from a hub at run time.
 export HF_HUB_OFFLINE := 1
@@ -21,7 +20,7 @@ export TRANSFORMERS_OFFLINE := 1
 # The real index the tests build, shared by later sessions and by the notebooks (tests/conftest.py).
 TEST_INDEX := $(CURDIR)/.cache/test-index
 
-.PHONY: help venv .venv index run serve test chromium lint format eval ablations bench clean
+.PHONY: help venv .venv index run serve test chromium pandoc lint format eval ablations bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z. ]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{sub(/ .*/, "", $$1); printf "  make %-8s %s\n", $$1, $$2}'
@@ -63,6 +62,17 @@ chromium: ## install Chromium for the browser tests if it is missing (root only)
 		exit 1; \
 	fi
 
+# make eval converts the handbook to DOCX (and, through HTML, to PDF) with pandoc.
+pandoc: ## install pandoc for make eval if it is missing (root only)
+	@if command -v pandoc >/dev/null; then \
+		exit 0; \
+	elif [[ $$(id -u) -eq 0 ]]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pandoc; \
+	else \
+		echo "make: make eval needs pandoc; run: sudo apt-get install -y pandoc" >&2; \
+		exit 1; \
+	fi
+
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check rag tests benchmarks
 	$(BIN)/ruff format --check rag tests benchmarks
@@ -71,9 +81,8 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format rag tests benchmarks
 	$(BIN)/ruff check --fix rag tests benchmarks
 
-eval: index ## score every retriever on the dev, own, multi-turn and held-out sets; chart in docs/eval.png
-	$(BIN)/rag eval $(DEV_QUESTIONS) tests/data/questions.jsonl tests/data/conversations.jsonl \
-		tests/data/holdout_questions.jsonl tests/data/holdout_conversations.jsonl --plot docs/eval.png
+eval: chromium pandoc $(STAMP) ## score every retriever on every corpus (and the handbook as PDF and DOCX): benchmarks/EVAL.md, docs/eval.png
+	$(BIN)/python -m benchmarks.corpora
 
 ablations: index ## score every ranking idea we tried on all three sets: writes benchmarks/ABLATIONS.md
 	$(BIN)/python -m benchmarks.ablations

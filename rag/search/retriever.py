@@ -279,8 +279,16 @@ class Retriever:
         return hits
 
 
+# Consecutive passages of a long section share an item or a sentence for context; they are
+# different passages all the same. Only one mostly inside the other repeats it.
+DUPLICATE_OVERLAP = 0.5
+
+
 def _duplicate(a: Chunk, b: Chunk) -> bool:
-    """Same text, or overlapping spans of the same source."""
+    """Same text, or spans of the same source file that mostly overlap."""
     if a.text == b.text:
         return True
-    return a.source == b.source and a.start < b.end and b.start < a.end
+    if a.source != b.source:
+        return False
+    overlap = min(a.end, b.end) - max(a.start, b.start)
+    return overlap > DUPLICATE_OVERLAP * min(a.end - a.start, b.end - b.start)
