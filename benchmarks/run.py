@@ -117,8 +117,9 @@ class Bench:
             cmd.append("--no-mmap")
         if shipped:
             cmd = [RAG, "serve", "--port", str(port), "--workers", str(workers)]
+        # One load generator is one client: the rate limit would answer most of it with 429.
         env = {**os.environ, "RAG_DATA_DIR": str(self.work / "data"), "RAG_INDEX_DIR": str(index),
-               "RAG_QUERY_BACKEND": backend}  # fmt: skip
+               "RAG_QUERY_BACKEND": backend, "RAG_RATE_LIMIT": "off"}  # fmt: skip
         log = open(self.work / f"server-{port}.log", "w")
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

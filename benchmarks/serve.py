@@ -59,7 +59,11 @@ def main() -> None:
     os.environ["BENCH_MMAP"] = "0" if args.no_mmap else "1"
     # The query log is part of every request's cost; keep it, but out of the repository.
     os.environ.setdefault("RAG_DATA_DIR", tempfile.mkdtemp(prefix="rag-bench-data-"))
-    # Same uvicorn defaults as rag.serve.runner.run_server (access log included).
+    from rag.config import Settings
+    from rag.serve.runner import uvicorn_options
+
+    # Same uvicorn options as rag.serve.runner.run_server (its protocol, deadlines and caps).
+    options = uvicorn_options(Settings())
     if args.workers > 1:
         uvicorn.run(
             "benchmarks.serve:app_factory",
@@ -67,9 +71,10 @@ def main() -> None:
             host="127.0.0.1",
             port=args.port,
             workers=args.workers,
+            **options,
         )
     else:
-        uvicorn.run(app_factory(), host="127.0.0.1", port=args.port)
+        uvicorn.run(app_factory(), host="127.0.0.1", port=args.port, **options)
 
 
 if __name__ == "__main__":

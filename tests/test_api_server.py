@@ -21,6 +21,7 @@ from rag.config import Settings
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
 from rag.serve.querylog import db_path
+from rag.serve.runner import uvicorn_options
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 480
@@ -37,7 +38,9 @@ def running_server(settings: Settings, retriever: Retriever) -> Iterator[tuple[s
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; no race for it
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # The options run_server uses: its protocol, deadlines and caps are under the load too.
+    options = uvicorn_options(settings)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -129,7 +132,10 @@ def percentile(values: list[float], p: float) -> float:
 def test_server_serves_concurrent_load_without_errors_and_health_stays_up(
     real_index_dir: Path, real_retriever: Retriever, tmp_path: Path
 ) -> None:
-    settings = Settings(index_dir=real_index_dir, corpus_dir=ROOT / "corpus", data_dir=tmp_path)
+    # 480 requests from one client: no rate limit (tests/test_hardening.py is about it).
+    settings = Settings(
+        index_dir=real_index_dir, corpus_dir=ROOT / "corpus", data_dir=tmp_path, rate_limit="off"
+    )
     plan = request_plan(REQUESTS)
     with running_server(settings, real_retriever) as (base_url, app):
         # Warm-up outside the measurement: the first encode pays for lazy initialisation.

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -134,7 +135,7 @@ def test_a_slow_body_gets_408_and_closes_the_connection() -> None:
         if not sent:
             sent.append({})
             return {"type": "http.request", "body": b"{", "more_body": True}
-        await __import__("anyio").sleep(30)
+        await anyio.sleep(30)
         return {"type": "http.disconnect"}
 
     messages: list[dict] = []
@@ -145,7 +146,7 @@ def test_a_slow_body_gets_408_and_closes_the_connection() -> None:
     guard = BodyGuard(app, max_bytes=1024, timeout_s=0.2)
     scope = {"type": "http", "method": "POST", "path": "/search", "headers": []}
     t0 = time.monotonic()
-    __import__("anyio").run(guard, scope, receive, send)
+    anyio.run(guard, scope, receive, send)
     assert time.monotonic() - t0 < 5
     assert messages[0]["status"] == 408
     assert (b"connection", b"close") in messages[0]["headers"]
