@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pydantic import ValidationError
 
         if isinstance(exc, ValidationError):
-            return _fail(_describe_settings_error(exc), EXIT_USAGE)
+            return _fail(terminal.settings_error(exc), EXIT_USAGE)
         raise
 
 
@@ -179,7 +179,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         manifest = Manifest.read(settings.index_dir)
         if args.json:
-            terminal.print_json(_index_json(settings, manifest, built=False))
+            terminal.print_json(terminal.index_json(settings, manifest, built=False))
         else:
             out.print(
                 f"Index at {settings.index_dir} is up to date "
@@ -219,7 +219,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     for path, why in skipped.items():
         _warn(f"skipped {path}: {why}")
     if args.json:
-        terminal.print_json(_index_json(settings, manifest, built=True))
+        terminal.print_json(terminal.index_json(settings, manifest, built=True))
         return 0
     c = manifest.counts
     out.print(
@@ -448,21 +448,6 @@ def _retriever(settings: Settings) -> Retriever:
     return retriever
 
 
-def _index_json(settings: Settings, manifest: Any, *, built: bool) -> dict[str, Any]:
-    return {
-        "built": built,
-        "index_dir": str(settings.index_dir),
-        "model": manifest.model,
-        "counts": manifest.counts,
-        "built_at": manifest.built_at,
-        "build_seconds": manifest.build_seconds,
-        "skipped": [
-            {"path": path, "reason": why}
-            for path, why in (manifest.extra.get("skipped") or {}).items()
-        ],
-    }
-
-
 def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--doc", metavar="ID", action="append", help="only this document (repeatable)")
     p.add_argument(
@@ -517,14 +502,3 @@ def _fail(message: str, code: int) -> int:
     # One line, so the message is never lost in a wrapped block or a traceback.
     print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
     return code
-
-
-def _describe_settings_error(exc: Any) -> str:
-    """A pydantic ValidationError from Settings as one line naming the RAG_* variable."""
-    parts = []
-    for e in exc.errors():
-        field = ".".join(str(p) for p in e.get("loc", ()))
-        value = e.get("input")
-        shown = f"={value!r}" if isinstance(value, str | int | float) else ""
-        parts.append(f"RAG_{field.upper()}{shown}: {e.get('msg', 'invalid')}")
-    return "invalid setting " + "; ".join(parts)

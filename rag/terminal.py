@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from rag.config import Settings
     from rag.search import Hit
 
 
@@ -90,3 +91,30 @@ def print_documents(out: Console, docs: list[dict[str, Any]], index_dir: Path, m
     for d in docs:
         table.add_row(d["id"], d["title"], d["source"], str(d["sections"]), str(d["chunks"]))
     out.print(table)
+
+
+def index_json(settings: Settings, manifest: Any, *, built: bool) -> dict[str, Any]:
+    """What `rag index --json` prints about a build (or a build found up to date)."""
+    return {
+        "built": built,
+        "index_dir": str(settings.index_dir),
+        "model": manifest.model,
+        "counts": manifest.counts,
+        "built_at": manifest.built_at,
+        "build_seconds": manifest.build_seconds,
+        "skipped": [
+            {"path": path, "reason": why}
+            for path, why in (manifest.extra.get("skipped") or {}).items()
+        ],
+    }
+
+
+def settings_error(exc: Any) -> str:
+    """A pydantic ValidationError from Settings as one line naming the RAG_* variable."""
+    parts = []
+    for e in exc.errors():
+        field = ".".join(str(p) for p in e.get("loc", ()))
+        value = e.get("input")
+        shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        parts.append(f"RAG_{field.upper()}{shown}: {e.get('msg', 'invalid')}")
+    return "invalid setting " + "; ".join(parts)

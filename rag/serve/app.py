@@ -28,10 +28,11 @@ from rag import __version__
 from rag.config import Settings
 from rag.errors import RagError
 from rag.search.retriever import Retriever
-from rag.serve import apidocs, pages
+from rag.serve.apidocs import router as apidocs_router
 from rag.serve.errors import add_error_handlers, error_response
 from rag.serve.limits import RateLimit
 from rag.serve.middleware import BodyGuard, HeadAsGet, HostGuard, host_of
+from rag.serve.pages import router as pages_router
 from rag.serve.querylog import QueryLog
 from rag.serve.routes import ROUTERS
 from rag.serve.schemas import MAX_K
@@ -121,9 +122,9 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
     )
     for router in ROUTERS:
         app.include_router(router)
-    app.include_router(pages.router)
+    app.include_router(pages_router)
     if settings.docs:
-        app.include_router(apidocs.router)
+        app.include_router(apidocs_router)
     app.openapi = partial(_openapi, app, settings, retriever)  # type: ignore[method-assign]
     add_error_handlers(app)
     # Each add_middleware wraps what is there: the last added runs first.
