@@ -37,14 +37,15 @@ expect.set_options(timeout=30_000)
 
 XSS_IMG = "<img src=x onerror=alert(1)>"
 XSS_SCRIPT = "<script>alert(1)</script>"
+# Markdown shows markup as text in code spans (raw HTML in markdown is markup, and dropped).
 XSS_GUIDE = f"""# Web Security Analyst
 
 ## Overview
 
-A web security analyst reviews suspicious payloads such as {XSS_IMG} and {XSS_SCRIPT} that
+A web security analyst reviews suspicious payloads such as `{XSS_IMG}` and `{XSS_SCRIPT}` that
 attackers inject into web forms, and explains to developers why they are dangerous.
 
-## Payloads like {XSS_IMG}
+## Payloads like `{XSS_IMG}`
 
 Analysts keep a catalogue of payloads and test every form of the site against it.
 
