@@ -172,9 +172,8 @@ class Index:
         return self.chunks(list(range(self.size)))
 
     def rows_for_doc(self, doc_id: str) -> np.ndarray:
-        """FAISS rows of one document's chunks."""
-        rows = self._query("SELECT row FROM chunks WHERE doc_id = ?", (doc_id,))
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        """FAISS rows of one document's chunks, sorted."""
+        return self.rows_where(doc_ids=(doc_id,))
 
     def documents(self) -> list[DocumentInfo]:
         """All documents without their text."""

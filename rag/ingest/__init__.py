@@ -1,8 +1,8 @@
 """Ingest: a corpus folder -> documents with sections at exact offsets -> passages.
 
-One parser per format (``markdown``, ``html``, ``plaintext``), a format-neutral ``structure``
-they all feed, text ``profiles`` for plain text whose structure was lost, and the ``chunking``
-of documents into passages.
+One parser per format (``markdown``, ``html``, ``pdf``, ``docx``, ``plaintext``): the formats
+with markup render ``blocks`` into plain text, plain text goes through ``structure`` and a text
+``profile`` (its structure was lost), and ``chunking`` cuts every document into passages.
 """
 
 from rag.ingest.chunking import Chunk, ChunkerSettings, chunk_documents

@@ -1,8 +1,8 @@
-"""Format-neutral structure: the events every parser emits, folded into documents.
+"""Plain text's structure: the events its parser emits, folded into documents.
 
-A parser reduces its format to events (document start, heading with a level, body span with
-character offsets into the source text), so chunking never needs to know where a document came
-from::
+Plain text is indexed as it is, so its parser reduces it to events (document start, heading
+with a level, body span with character offsets into the source text); the formats with markup
+render blocks instead (rag.ingest.blocks). Both give documents of the same shape::
 
     ("doc", title, start) | ("heading", level, title, start) | ("body", start, end)
 

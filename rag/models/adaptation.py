@@ -20,9 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +30,7 @@ from typing import Any
 from rag.ingest.chunking import Chunk, chunk_sentences
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE
 from rag.models.embedder import SentenceTransformerEmbedder
+from rag.models.files import link_or_copy
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +141,7 @@ def _link_tree(src: Path, dst: Path) -> None:
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, target)
-        except OSError:
-            shutil.copyfile(path, target)
+        link_or_copy(path, target)
 
 
 def _train(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import threading
 import time
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from rag.models.embedder import resolve_model
+from rag.models.files import link_or_copy
 
 CONFIG = "config.json"
 MODEL = "model.onnx"
@@ -240,10 +240,7 @@ def copy_export(src: Path | str, dst: Path | str) -> None:
     for name in (MODEL, WEIGHTS, TOKENIZER, CONFIG):
         if not (src / name).exists():
             continue
-        try:
-            os.link(src / name, dst / name)
-        except OSError:
-            shutil.copyfile(src / name, dst / name)
+        link_or_copy(src / name, dst / name)
 
 
 class OnnxEmbedder:
