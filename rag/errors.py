@@ -23,6 +23,33 @@ class IndexIncompatible(RagError):
     """The index was built by another model, dimension or format version."""
 
 
+class IndexDamaged(IndexIncompatible):
+    """A file of the index is missing, truncated or unreadable.
+
+    ``str()`` is the one-line message for the CLI (it may name the index's path); ``public`` says
+    the same without paths or library internals, for HTTP clients; ``detail`` keeps the
+    underlying error for the log.
+    """
+
+    def __init__(self, index_dir: object, file: str, problem: str, detail: str = "") -> None:
+        self.index_dir = str(index_dir)
+        self.file = file
+        self.problem = problem
+        self.detail = detail
+        super().__init__(
+            f"index at {index_dir} is damaged: {file} {problem}; rebuild it with `rag index --full`"
+        )
+
+    @property
+    def public(self) -> str:
+        """The message without the index's path or library internals."""
+        return f"the index is damaged: {self.file} {self.problem}; rebuild it with `rag index --full`"
+
+
+class IndexBusy(RagError):
+    """Another build holds the index's lock."""
+
+
 class IndexStale(RagError):
     """The corpus changed since the index was built."""
 

@@ -131,6 +131,7 @@ def build_index(
             counts={"sources": len(sources), "documents": len(docs), "chunks": len(chunks)},
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             build_seconds=round(time.perf_counter() - t0, 3),
+            build_id=uuid.uuid4().hex,
             extra={k: v for k, v in extra.items() if v},
         )
         manifest.write(tmp)

@@ -31,6 +31,8 @@ class Manifest:
     counts: dict[str, int]
     built_at: str
     build_seconds: float = 0.0
+    # Unique per build: a server compares it to notice that a new index was swapped in.
+    build_id: str = ""
     # Plain text is read through this profile (rag.ingest.profiles); others ignore it.
     text_profile: str = DEFAULT_TEXT_PROFILE
     extra: dict[str, Any] = field(default_factory=dict)
