@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -100,6 +101,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the build when the index exists, matches the model and the corpus is unchanged",
     )
     p.add_argument("--max-chars", type=int, metavar="N", help="longest passage in characters")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="re-embed every passage instead of reusing the vectors of unchanged ones",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another build of the same index to finish (default: fail)",
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="stay running and re-index whenever the corpus changes (Ctrl-C stops)",
+    )
+    p.add_argument(
+        "--debounce",
+        type=int,
+        default=1000,
+        metavar="MS",
+        help="with --watch: wait for this many quiet milliseconds before re-indexing",
+    )
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser(
@@ -163,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    """Build the index, or with --if-stale only when it is missing, stale or incompatible."""
+    """Build the index (incrementally), once, only when stale, or on every corpus change."""
     from rag.index.freshness import why_rebuild
     from rag.ingest.chunking import ChunkerSettings
 
@@ -172,6 +197,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         chunker = ChunkerSettings(max_chars=args.max_chars) if args.max_chars is not None else None
     except ValueError as exc:
         raise UsageError(f"argument --max-chars: {exc}") from exc
+    if args.wait < 0:
+        raise UsageError("argument --wait: must not be negative")
+    if args.watch and args.if_stale:
+        raise UsageError("--watch and --if-stale cannot be combined: --watch builds when stale")
+    if not 0 <= args.debounce <= 600_000:
+        raise UsageError("argument --debounce: must be from 0 to 600000 milliseconds")
     out = terminal.console()
     reason = why_rebuild(settings, chunker or ChunkerSettings()) if args.if_stale else None
     if args.if_stale and reason is None:
@@ -189,7 +220,6 @@ def cmd_index(args: argparse.Namespace) -> int:
             )
         return 0
 
-    from rag.index.build import build_index
     from rag.models.embedder import load_embedder
 
     if not Path(settings.corpus_dir).is_dir():
@@ -206,28 +236,98 @@ def cmd_index(args: argparse.Namespace) -> int:
     embedder = load_embedder(settings.model, settings.batch_size)
     if settings.adapt:
         err.print("Adapting the model to the corpus first (RAG_ADAPT=false skips this)")
-    manifest = build_index(
-        settings.corpus_dir,
-        settings.index_dir,
-        embedder,
-        chunker,
-        progress=not args.json,
-        adapt=settings.adapt,
-        text_profile=settings.text_profile,
-    )
+    build = partial(_build_once, args, settings, chunker, embedder, out, err)
+    if args.watch:
+        _watch(args, settings, build, err)
+    else:
+        build(full=args.full)
+    return 0
+
+
+def _build_once(
+    args: argparse.Namespace,
+    settings: Settings,
+    chunker: Any,
+    embedder: Any,
+    out: Any,
+    err: Any,
+    *,
+    full: bool = False,
+) -> None:
+    """One build, reported on stdout (a line, or JSON) with a progress bar on a terminal."""
+    from contextlib import nullcontext
+
+    from rag.index.build import build_index
+
+    show_bar = not args.json and err.is_terminal
+    bar = terminal.BuildBar(err) if show_bar else None
+    with bar or nullcontext():
+        manifest = build_index(
+            settings.corpus_dir,
+            settings.index_dir,
+            embedder,
+            chunker,
+            progress=bar,
+            adapt=settings.adapt,
+            text_profile=settings.text_profile,
+            full=full,
+            lock_timeout=args.wait,
+        )
     skipped = manifest.extra.get("skipped") or {}
     for path, why in skipped.items():
         _warn(f"skipped {path}: {why}")
     if args.json:
-        terminal.print_json(terminal.index_json(settings, manifest, built=True))
-        return 0
+        # Under --watch, one build per line (JSON Lines), flushed as it happens.
+        terminal.print_json(terminal.index_json(settings, manifest, built=True), lines=args.watch)
+        return
     c = manifest.counts
     out.print(
         f"Indexed {c['documents']} documents from {c['sources']} source file(s) into "
         f"{c['chunks']} chunks in {manifest.build_seconds:.1f} s: {settings.index_dir}",
         soft_wrap=True,
     )
-    return 0
+    out.print(terminal.changes_line(manifest), soft_wrap=True)
+
+
+def _watch(
+    args: argparse.Namespace, settings: Settings, build: Callable[..., None], err: Any
+) -> None:
+    """Build, then re-index after every burst of corpus changes until interrupted. A failed
+    re-index is reported and the watch goes on (the previous index keeps serving)."""
+    import watchfiles
+
+    index_dir = Path(settings.index_dir).absolute()
+    hidden = f".{index_dir.name}."
+
+    def in_corpus(change: watchfiles.Change, path: str) -> bool:
+        # An index kept inside the corpus folder must not trigger its own rebuilds.
+        p = Path(path)
+        inside = p == index_dir or index_dir in p.parents
+        temp = any(q.name.startswith(hidden) for q in (p, *p.parents))
+        return not inside and not temp and watchfiles.DefaultFilter()(change, path)
+
+    changes = watchfiles.watch(
+        settings.corpus_dir,
+        watch_filter=in_corpus,
+        debounce=args.debounce,
+        step=min(50, args.debounce or 50),
+        # The first (empty) yield means the watcher is running: changes made during the first
+        # build are then seen, not lost.
+        yield_on_timeout=True,
+        rust_timeout=500,
+        raise_interrupt=False,  # Ctrl-C while waiting is how a watch ends: exit 0
+    )
+    next(changes, None)
+    build(full=args.full)
+    err.print(f"Watching {settings.corpus_dir} for changes (Ctrl-C stops)", soft_wrap=True)
+    for batch in changes:
+        if not batch:
+            continue
+        err.print(f"{len(batch)} change(s) in the corpus: re-indexing", soft_wrap=True)
+        try:
+            build()
+        except (RagError, OSError) as exc:
+            _warn(f"re-indexing failed, the previous index stays: {exc}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -70,8 +70,14 @@ def console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False)
 
 
-def print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, ensure_ascii=False))
+def print_json(obj: Any, *, lines: bool = False) -> None:
+    """Print JSON: indented, or as one line of a JSON Lines stream (``lines``)."""
+    text = (
+        json.dumps(obj, ensure_ascii=False)
+        if lines
+        else json.dumps(obj, indent=2, ensure_ascii=False)
+    )
+    print(text, flush=lines)
 
 
 def print_documents(out: Console, docs: list[dict[str, Any]], index_dir: Path, model: str) -> None:
@@ -102,11 +108,69 @@ def index_json(settings: Settings, manifest: Any, *, built: bool) -> dict[str, A
         "counts": manifest.counts,
         "built_at": manifest.built_at,
         "build_seconds": manifest.build_seconds,
+        "build_id": manifest.build_id,
+        "changes": manifest.extra.get("changes"),
         "skipped": [
             {"path": path, "reason": why}
             for path, why in (manifest.extra.get("skipped") or {}).items()
         ],
     }
+
+
+def changes_line(manifest: Any) -> str:
+    """One line on what a build added, changed, removed and reused."""
+    changes = manifest.extra.get("changes") or {}
+    docs, chunks = changes.get("documents") or {}, changes.get("chunks") or {}
+    if not changes.get("incremental"):
+        why = changes.get("full_rebuild_reason")
+        return f"Full build ({why})." if why else "Full build."
+    return (
+        f"Documents: {docs.get('added', 0)} added, {docs.get('changed', 0)} changed, "
+        f"{docs.get('removed', 0)} removed, {docs.get('reused', 0)} unchanged. "
+        f"Passages: {chunks.get('added', 0) + chunks.get('changed', 0)} embedded, "
+        f"{chunks.get('removed', 0)} removed, {chunks.get('reused', 0)} reused."
+    )
+
+
+class BuildBar:
+    """A build's progress on the terminal: one bar per stage, with a count and an ETA."""
+
+    def __init__(self, out: Console) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=out,
+            transient=True,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> BuildBar:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def stage(self, name: str, total: int) -> None:
+        """Start the bar of a new stage."""
+        if self._task is not None:
+            self._bar.update(self._task, visible=False)
+        self._task = self._bar.add_task(name, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        """Move the current stage's bar on."""
+        if self._task is not None:
+            self._bar.advance(self._task, steps)
 
 
 def settings_error(exc: Any) -> str:

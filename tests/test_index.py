@@ -16,6 +16,7 @@ from rag.index import (
     corpus_hashes,
     load_index,
 )
+from rag.index.lock import lock_path
 from tests.conftest import FakeEmbedder
 
 
@@ -90,8 +91,7 @@ def test_rebuild_replaces_the_index_atomically(built: Path, small_corpus: Path, 
     build_index(small_corpus, built, fake_embedder)
     new = Manifest.read(built)
     assert new.counts["documents"] == old.counts["documents"] + 1
-    leftovers = [p.name for p in built.parent.iterdir() if p.name.startswith(".")]
-    assert leftovers == []
+    assert _debris(built) == []
 
 
 def test_failed_build_leaves_the_previous_index_serving(
@@ -109,7 +109,7 @@ def test_failed_build_leaves_the_previous_index_serving(
         build_index(small_corpus, built, fake_embedder, before_swap=explode)
     assert (built / "manifest.json").read_text() == before
     assert load_index(built).manifest.counts == index.manifest.counts
-    assert [p.name for p in built.parent.iterdir() if p.name.startswith(".")] == []
+    assert _debris(built) == []
 
 
 def test_loaded_index_keeps_serving_its_own_rows_after_a_rebuild(
@@ -172,3 +172,13 @@ def test_each_chunk_has_one_stored_vector_per_sentence(built: Path):
         vectors = index.sentence_vectors(row)
         assert vectors is not None
         assert len(vectors) == len(chunk_sentences(chunk) or [chunk.text])
+
+
+def _debris(index_dir: Path) -> list[str]:
+    """Hidden siblings of the index other than its lock file (which stays, as lock files do)."""
+    lock = lock_path(index_dir)
+    return [
+        p.name
+        for p in index_dir.parent.iterdir()
+        if p.name.startswith(".") and p.name not in (lock.name, lock.name + ".owner")
+    ]

@@ -1,18 +1,25 @@
 """Build an index: parse, chunk, embed, write a temporary sibling directory, swap it into place.
 
-A failed build leaves the previous index untouched, and readers never see a half-written one.
+Builds are incremental: every passage's vectors (and its sentences') are kept in the index's
+FAISS files, keyed in ``meta.sqlite`` by a hash of exactly what was embedded, so a rebuild embeds
+only passages it has not seen and deletes those that are gone. Everything else (parsing, BM25,
+SQLite, FAISS) is redone from the whole corpus each time, which keeps an incremental build
+identical to a full one. A failed build leaves the previous index untouched, readers never see a
+half-written one, and one lock lets only one build write an index at a time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -20,8 +27,9 @@ from rag.errors import RagError
 from rag.index.ann import make_faiss_index
 from rag.index.fs import swap_into_place
 from rag.index.lexical import BM25_PARAMS, build_bm25
+from rag.index.lock import build_lock, new_temp_dir, remove_debris
 from rag.index.manifest import FORMAT_VERSION, Manifest
-from rag.index.store import write_meta
+from rag.index.store import Index, load_index, write_meta
 from rag.ingest.chunking import Chunk, ChunkerSettings, chunk_documents, chunk_sentences
 from rag.ingest.loader import PARSER_VERSION, load_corpus
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, get_profile
@@ -35,6 +43,38 @@ log = logging.getLogger(__name__)
 # this many passages the sentence index is left out unless asked for.
 SENTENCE_INDEX_MAX_CHUNKS = 250_000
 
+# Texts per embed call: large enough for the model's own length-sorted batching, small enough
+# for a progress bar that moves.
+EMBED_SLICE = 2048
+
+
+class BuildProgress(Protocol):
+    """Where a build reports how far it is: a terminal bar, or nothing."""
+
+    def stage(self, name: str, total: int) -> None:
+        """A new stage of ``total`` steps begins."""
+
+    def advance(self, steps: int = 1) -> None:
+        """``steps`` more steps of the current stage are done."""
+
+
+class _Silent:
+    def stage(self, name: str, total: int) -> None:
+        pass
+
+    def advance(self, steps: int = 1) -> None:
+        pass
+
+
+@dataclass
+class _Reuse:
+    """What a rebuild may take from the index it replaces."""
+
+    index: Index
+    rows_by_key: dict[str, int]
+    keys_by_doc: dict[str, list[str]]
+    chunk_ids: set[str]
+
 
 def build_index(
     corpus_dir: Path,
@@ -42,81 +82,119 @@ def build_index(
     embedder: Embedder,
     chunker: ChunkerSettings | None = None,
     *,
-    progress: bool = False,
+    progress: BuildProgress | None = None,
     faiss_kind: str = "auto",
     sentence_index: bool | None = None,
     before_swap: Callable[[Path], None] | None = None,
     onnx: bool | None = None,
     adapt: AdaptSettings | bool | None = None,
     text_profile: str = DEFAULT_TEXT_PROFILE,
+    full: bool = False,
+    lock_timeout: float = 0,
 ) -> Manifest:
     """Parse, chunk, embed and index the corpus, then atomically replace ``index_dir``.
 
-    ``adapt`` (off by default; True means AdaptSettings()) first fine-tunes a copy of a
-    sentence-transformers model on the corpus (rag.models.adaptation) and stores it in
-    ``index_dir/model``, reusing the previous index's when the corpus and settings are the same;
-    queries must then use it (``load_query_embedder`` does). ``onnx`` (default: for a
-    sentence-transformers embedder) exports the query model into ``index_dir/onnx`` for
-    torch-free queries.
-    Plain-text files are read with the text profile ``text_profile`` (rag.ingest.profiles).
+    Passages already embedded in the index being replaced keep their vectors unless ``full``
+    or the model, chunker, parser, text profile or format changed; ``manifest.extra["changes"]``
+    counts what was added, changed, removed and reused. ``lock_timeout`` is how long to wait
+    for another build of the same index (then IndexBusy). ``adapt`` (off by default; True means
+    AdaptSettings()) first fine-tunes a copy of a sentence-transformers model on the corpus
+    (rag.models.adaptation), stored in ``index_dir/model``; queries must then use it
+    (``load_query_embedder`` does). ``onnx`` (default: for a sentence-transformers embedder)
+    exports the query model into ``index_dir/onnx`` for torch-free queries. Plain-text files
+    are read with the text profile ``text_profile`` (rag.ingest.profiles).
     """
+    index_dir = Path(index_dir).absolute()
+    get_profile(text_profile)  # an unknown name fails before any work
+    with build_lock(index_dir, lock_timeout):
+        debris = remove_debris(index_dir)
+        if debris:
+            log.warning("removed %d director(ies) left by builds that died", len(debris))
+        return _build(
+            Path(corpus_dir), index_dir, embedder, chunker or ChunkerSettings(),
+            progress or _Silent(), faiss_kind, sentence_index, before_swap, onnx, adapt,
+            text_profile, full, debris,
+        )  # fmt: skip
+
+
+def _build(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    chunker: ChunkerSettings,
+    progress: BuildProgress,
+    faiss_kind: str,
+    sentence_index: bool | None,
+    before_swap: Callable[[Path], None] | None,
+    onnx: bool | None,
+    adapt: AdaptSettings | bool | None,
+    text_profile: str,
+    full: bool,
+    debris: list[str],
+) -> Manifest:
     import faiss
 
     t0 = time.perf_counter()
-    chunker = chunker or ChunkerSettings()
-    get_profile(text_profile)  # an unknown name fails before any work
-    docs, sources = load_corpus(Path(corpus_dir), text_profile)
+    docs, sources = load_corpus(
+        corpus_dir, text_profile, on_start=_stage(progress, "Parsing"), on_file=progress.advance
+    )
     chunks = chunk_documents(docs, chunker)
-    texts = [c.embedding_text() for c in chunks]
     is_st = isinstance(embedder, SentenceTransformerEmbedder)
-    if adapt is None:
-        adapt = False
     if adapt is True:
         adapt = AdaptSettings()
     if adapt and not is_st:
         raise ValueError("only a sentence-transformers model can be adapted to the corpus")
     base_model = embedder.model_id
 
-    index_dir = Path(index_dir).absolute()
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_dir.parent / f".{index_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    tmp = new_temp_dir(index_dir)
+    reuse: _Reuse | None = None
     try:
         # Files that could not be parsed, with why: reported by `rag index`, never fatal.
         extra: dict[str, Any] = {"skipped": {s.path: s.error for s in sources if s.error}}
         if adapt:
             embedder, extra["adapted"] = adapt_model(
-                embedder,
-                chunks,
-                tmp / "model",
-                adapt,
-                text_profile,
+                embedder, chunks, tmp / "model", adapt, text_profile,
                 _previous_adaptation(index_dir),
-            )
-        vectors = embedder.embed(texts, progress=progress)
-        if vectors.shape != (len(chunks), embedder.dim):
-            raise ValueError(f"embedder returned shape {vectors.shape} for {len(chunks)} chunks")
-        index, faiss_params = make_faiss_index(vectors, faiss_kind)
+            )  # fmt: skip
         if sentence_index is None:
             sentence_index = len(chunks) <= SENTENCE_INDEX_MAX_CHUNKS
-        sent_index = sent_rows = None
-        if sentence_index:
-            sent_texts, sent_rows = sentence_units(chunks, text_profile)
-            sent_vectors = embedder.embed(sent_texts, progress=progress)
-            sent_index, sent_params = make_faiss_index(sent_vectors, faiss_kind)
-            faiss_params["sentences"] = sent_params
-        bm25 = build_bm25(texts)
+        why_full = "asked for (--full)" if full else None
+        if not full:
+            reuse, why_full = _reusable(
+                index_dir, embedder, base_model, chunker, text_profile, sentence_index
+            )
+        keys = [chunk_key(c) for c in chunks]
+        vectors, sent_vectors, sent_rows, reused = _vectors(
+            chunks, keys, embedder, reuse, sentence_index, text_profile, progress
+        )
+        extra["changes"] = _changes(chunks, keys, reused, reuse, why_full)
+        if reuse is not None:
+            reuse.index.close()
+            reuse = None
 
+        progress.stage("Writing", 4)
+        index, faiss_params = make_faiss_index(vectors, faiss_kind)
         faiss.write_index(index, str(tmp / "vectors.faiss"))
-        if sent_index is not None:
+        del index
+        progress.advance()
+        if sent_vectors is not None:
+            sent_index, faiss_params["sentences"] = make_faiss_index(sent_vectors, faiss_kind)
             faiss.write_index(sent_index, str(tmp / "sentences.faiss"))
             np.save(tmp / "sentence_rows.npy", sent_rows)
-        bm25.save(str(tmp / "bm25"), show_progress=False)
-        write_meta(tmp / "meta.sqlite", docs, chunks)
+            del sent_index
+        progress.advance()
+        build_bm25([c.embedding_text() for c in chunks]).save(
+            str(tmp / "bm25"), show_progress=False
+        )
+        progress.advance()
+        write_meta(tmp / "meta.sqlite", docs, chunks, keys)
+        progress.advance()
         if onnx is None:
             onnx = is_st
         if onnx:
             extra["onnx"] = _export_onnx(embedder, tmp / "onnx", index_dir / "onnx")
+        if debris:
+            extra["removed_debris"] = debris
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             # The configured model, so settings still match; extra["adapted"] names the weights.
@@ -139,9 +217,189 @@ def build_index(
             before_swap(tmp)
         swap_into_place(tmp, index_dir)
     except BaseException:
+        if reuse is not None:
+            reuse.index.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _stage(progress: BuildProgress, name: str) -> Callable[[int], None]:
+    return lambda total: progress.stage(name, total)
+
+
+def chunk_key(chunk: Chunk) -> str:
+    """Hash of everything a passage's vectors depend on: its embedded text, its kind and how
+    its sentences are split (by file type), so equal keys mean equal vectors."""
+    suffix = PurePosixPath(chunk.source).suffix.lower()
+    kind = str(chunk.meta.get("kind", "text"))
+    data = f"{suffix}\0{kind}\0{chunk.embedding_text()}"
+    return hashlib.sha256(data.encode()).hexdigest()[:32]
+
+
+def _reusable(
+    index_dir: Path,
+    embedder: Embedder,
+    base_model: str,
+    chunker: ChunkerSettings,
+    text_profile: str,
+    sentence_index: bool,
+) -> tuple[_Reuse | None, str | None]:
+    """The previous index, when its vectors can be reused; else None and why not."""
+    try:
+        index = load_index(index_dir)
+    except RagError as exc:
+        return (
+            None,
+            "no previous index" if not index_dir.exists() else f"previous index unusable: {exc}",
+        )
+    m = index.manifest
+    why = None
+    if m.model != base_model or m.query_model != embedder.model_id or m.dim != embedder.dim:
+        why = "the model changed"
+    elif m.chunker != chunker.to_dict():
+        why = "the chunker settings changed"
+    elif m.parser_version != PARSER_VERSION:
+        why = "the document parser changed"
+    elif m.text_profile != text_profile:
+        why = "the text profile changed"
+    elif sentence_index and index.sentences is None:
+        why = "the previous index has no sentence vectors"
+    if why is None:
+        try:
+            rows_by_key, keys_by_doc, chunk_ids = index.chunk_keys()
+        except RagError as exc:
+            why = f"previous index unusable: {exc}"
+    if why is not None:
+        index.close()
+        return None, why
+    return _Reuse(index, rows_by_key, keys_by_doc, chunk_ids), None
+
+
+def _vectors(
+    chunks: Sequence[Chunk],
+    keys: Sequence[str],
+    embedder: Embedder,
+    reuse: _Reuse | None,
+    sentence_index: bool,
+    text_profile: str,
+    progress: BuildProgress,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, int]:
+    """Passage vectors, sentence vectors and their passage rows: reused where the previous index
+    has the same key, embedded otherwise. Returns the number of passages reused too."""
+    old_rows = np.full(len(chunks), -1, dtype=np.int64)
+    if reuse is not None:
+        for i, key in enumerate(keys):
+            old_rows[i] = reuse.rows_by_key.get(key, -1)
+    new = np.flatnonzero(old_rows < 0)
+    kept = np.flatnonzero(old_rows >= 0)
+    texts = [chunks[i].embedding_text() for i in new]
+    sent_texts: list[str] = []
+    sent_owner: list[int] = []  # chunk position of each new sentence text
+    if sentence_index:
+        for i in new:
+            units = _sentence_texts(chunks[i], text_profile)
+            sent_texts += units
+            sent_owner += [int(i)] * len(units)
+    progress.stage("Embedding", len(texts) + len(sent_texts))
+    dim = embedder.dim if (texts or sent_texts or reuse is None) else reuse.index.manifest.dim
+    vectors = np.empty((len(chunks), dim), dtype=np.float32)
+    if len(new):
+        vectors[new] = _embed(embedder, texts, progress)
+    if len(kept):
+        assert reuse is not None
+        vectors[kept] = _stored(reuse.index.faiss, old_rows[kept])
+    if not sentence_index:
+        return vectors, None, None, len(kept)
+
+    # Sentences, in passage order: each passage's run comes from the old index or the new embed.
+    fresh = _embed(embedder, sent_texts, progress) if sent_texts else np.empty((0, dim), np.float32)
+    fresh_starts = np.searchsorted(np.asarray(sent_owner, dtype=np.int64), np.arange(len(chunks)))
+    counts = np.zeros(len(chunks), dtype=np.int64)
+    if sent_owner:
+        np.add.at(counts, np.asarray(sent_owner, dtype=np.int64), 1)
+    old_lo = old_hi = None
+    if reuse is not None and len(kept):
+        rows = np.asarray(reuse.index.sentence_rows)
+        old_lo = np.searchsorted(rows, old_rows[kept], side="left")
+        old_hi = np.searchsorted(rows, old_rows[kept], side="right")
+        counts[kept] = old_hi - old_lo
+    total = int(counts.sum())
+    sent_vectors = np.empty((total, dim), dtype=np.float32)
+    sent_rows = np.repeat(np.arange(len(chunks), dtype=np.int64), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(chunks) else counts
+    for i in new:
+        n = counts[i]
+        sent_vectors[starts[i] : starts[i] + n] = fresh[fresh_starts[i] : fresh_starts[i] + n]
+    if old_lo is not None and old_hi is not None:
+        assert reuse is not None
+        src = np.concatenate([np.arange(lo, hi) for lo, hi in zip(old_lo, old_hi, strict=True)])
+        dst = np.concatenate([np.arange(starts[i], starts[i] + counts[i]) for i in kept])
+        sent_vectors[dst] = _stored(reuse.index.sentences, src)
+    return vectors, sent_vectors, sent_rows, len(kept)
+
+
+def _embed(embedder: Embedder, texts: Sequence[str], progress: BuildProgress) -> np.ndarray:
+    parts = []
+    for start in range(0, len(texts), EMBED_SLICE):
+        part = embedder.embed(texts[start : start + EMBED_SLICE])
+        if part.ndim != 2 or part.shape[0] != len(texts[start : start + EMBED_SLICE]):
+            raise ValueError(f"embedder returned shape {part.shape} for {len(texts)} texts")
+        parts.append(np.asarray(part, dtype=np.float32))
+        progress.advance(part.shape[0])
+    return np.concatenate(parts) if parts else np.empty((0, embedder.dim), np.float32)
+
+
+def _stored(faiss_index: Any, rows: np.ndarray) -> np.ndarray:
+    """Vectors stored in a FAISS index, by row (flat and HNSW keep them as they were added)."""
+    import faiss
+
+    inner = faiss.downcast_index(faiss_index)
+    if isinstance(inner, faiss.IndexIVF):
+        inner.make_direct_map()
+    out = np.empty((len(rows), inner.d), dtype=np.float32)
+    for start in range(0, len(rows), 65_536):
+        part = np.ascontiguousarray(rows[start : start + 65_536], dtype=np.int64)
+        out[start : start + len(part)] = inner.reconstruct_batch(part)
+    return out
+
+
+def _changes(
+    chunks: Sequence[Chunk],
+    keys: Sequence[str],
+    reused: int,
+    reuse: _Reuse | None,
+    why_full: str | None,
+) -> dict[str, Any]:
+    """What this build added, changed, removed and reused, by document and by passage."""
+    new_keys: dict[str, list[str]] = {}
+    for chunk, key in zip(chunks, keys, strict=True):
+        new_keys.setdefault(chunk.doc_id, []).append(key)
+    old_keys = reuse.keys_by_doc if reuse is not None else {}
+    old_ids = reuse.chunk_ids if reuse is not None else set()
+    new_ids = {c.id for c in chunks}
+    old_rows = reuse.rows_by_key if reuse is not None else {}
+    embedded = [c for c, k in zip(chunks, keys, strict=True) if k not in old_rows]
+    # Ids hash the heading path and text, so an id seen before with new vectors is a passage
+    # whose kind or file type changed.
+    embedded_known = sum(1 for c in embedded if c.id in old_ids)
+    same = [d for d in new_keys if old_keys.get(d) == new_keys[d]]
+    return {
+        "incremental": reuse is not None,
+        "full_rebuild_reason": why_full,
+        "documents": {
+            "added": sum(1 for d in new_keys if d not in old_keys),
+            "changed": sum(1 for d in new_keys if d in old_keys and old_keys[d] != new_keys[d]),
+            "removed": sum(1 for d in old_keys if d not in new_keys),
+            "reused": len(same),
+        },
+        "chunks": {
+            "added": len(embedded) - embedded_known,
+            "changed": embedded_known,
+            "removed": len(old_ids - new_ids),
+            "reused": reused,
+        },
+    }
 
 
 def _previous_adaptation(index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -172,7 +430,12 @@ def sentence_units(
     texts: list[str] = []
     rows: list[int] = []
     for row, chunk in enumerate(chunks):
-        for sentence in chunk_sentences(chunk, text_profile) or [chunk.text]:
-            texts.append(f"{chunk.section}: {sentence}")
-            rows.append(row)
+        units = _sentence_texts(chunk, text_profile)
+        texts += units
+        rows += [row] * len(units)
     return texts, np.asarray(rows, dtype=np.int64)
+
+
+def _sentence_texts(chunk: Chunk, text_profile: str) -> list[str]:
+    """What is embedded for each sentence of a passage: the heading path, then the sentence."""
+    return [f"{chunk.section}: {s}" for s in chunk_sentences(chunk, text_profile) or [chunk.text]]

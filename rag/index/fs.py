@@ -6,8 +6,9 @@ import ctypes
 import ctypes.util
 import os
 import shutil
-import uuid
 from pathlib import Path
+
+from rag.index.lock import sibling
 
 _RENAME_EXCHANGE = 2
 
@@ -19,7 +20,7 @@ def swap_into_place(new: Path, target: Path) -> None:
         return
     if not _rename_exchange(new, target):
         # No renameat2 here: two renames leave a window of microseconds without an index.
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        old = sibling(target, "old")
         os.rename(target, old)
         os.rename(new, target)
         new = old

@@ -12,7 +12,8 @@ from rag.ingest.loader import file_sha256, iter_corpus_files
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE
 
 # 2: chunk and document metadata (source spans, pages, kinds, tags) in meta.sqlite.
-FORMAT_VERSION = 2
+# 3: each chunk's vector key in meta.sqlite, for incremental builds.
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 
 

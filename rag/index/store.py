@@ -25,8 +25,11 @@ from rag.ingest.types import Document
 from rag.models.embedder import resolve_model
 
 
-def write_meta(path: Path, docs: Iterable[Document], chunks: Sequence[Chunk]) -> None:
-    """Write the chunks, the documents and their tags into a new ``meta.sqlite``."""
+def write_meta(
+    path: Path, docs: Iterable[Document], chunks: Sequence[Chunk], keys: Sequence[str]
+) -> None:
+    """Write the chunks (with the key of their vectors), the documents and their tags into a
+    new ``meta.sqlite``."""
     docs = list(docs)
     con = sqlite3.connect(path)
     try:
@@ -34,7 +37,7 @@ def write_meta(path: Path, docs: Iterable[Document], chunks: Sequence[Chunk]) ->
             """
             CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
                 doc_id TEXT NOT NULL, title TEXT, section_path TEXT, source TEXT,
-                start INTEGER, end INTEGER, text TEXT, meta TEXT);
+                start INTEGER, end INTEGER, text TEXT, meta TEXT, key TEXT NOT NULL);
             CREATE INDEX chunks_doc ON chunks(doc_id);
             CREATE INDEX chunks_source ON chunks(source);
             CREATE TABLE documents (ord INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
@@ -44,7 +47,7 @@ def write_meta(path: Path, docs: Iterable[Document], chunks: Sequence[Chunk]) ->
             """
         )
         con.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 (
                     i,
@@ -57,8 +60,9 @@ def write_meta(path: Path, docs: Iterable[Document], chunks: Sequence[Chunk]) ->
                     c.end,
                     c.text,
                     json.dumps(c.meta) if c.meta else None,
+                    key,
                 )  # fmt: skip
-                for i, c in enumerate(chunks)
+                for i, (c, key) in enumerate(zip(chunks, keys, strict=True))
             ),
         )
         con.executemany(
@@ -217,6 +221,20 @@ class Index:
         sql = "SELECT row FROM chunks" + (" WHERE " + " AND ".join(where) if where else "")
         rows = self._query(sql + " ORDER BY row", args)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def chunk_keys(self) -> tuple[dict[str, int], dict[str, list[str]], set[str]]:
+        """For reuse by the next build: the row of each vector key, each document's keys in
+        order, and every chunk id."""
+        rows_by_key: dict[str, int] = {}
+        keys_by_doc: dict[str, list[str]] = {}
+        ids: set[str] = set()
+        for row, cid, doc_id, key in self._query(
+            "SELECT row, id, doc_id, key FROM chunks ORDER BY row"
+        ):
+            rows_by_key.setdefault(key, row)
+            keys_by_doc.setdefault(doc_id, []).append(key)
+            ids.add(cid)
+        return rows_by_key, keys_by_doc, ids
 
     def tags(self) -> list[str]:
         """Every tag in the index, sorted."""

@@ -90,11 +90,16 @@ def parse_source(
 
 
 def load_corpus(
-    corpus_dir: Path, text_profile: str = DEFAULT_TEXT_PROFILE
+    corpus_dir: Path,
+    text_profile: str = DEFAULT_TEXT_PROFILE,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_file: Callable[[], None] | None = None,
 ) -> tuple[list[Document], list[SourceFile]]:
     """Parse every readable file under ``corpus_dir`` into documents with unique ids.
 
     Plain-text files are read with the text profile ``text_profile`` (rag.ingest.profiles).
+    ``on_start`` hears how many files there are, ``on_file`` each one done (a progress bar).
     """
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
@@ -103,7 +108,12 @@ def load_corpus(
     sources: list[SourceFile] = []
     seen_ids: set[str] = set()
     seen_bodies: set[str] = set()
-    for path in iter_corpus_files(corpus_dir):
+    paths = list(iter_corpus_files(corpus_dir))
+    if on_start is not None:
+        on_start(len(paths))
+    for path in paths:
+        if on_file is not None:
+            on_file()
         rel = path.relative_to(corpus_dir).as_posix()
         try:
             data = path.read_bytes()
