@@ -43,7 +43,9 @@ class IndexDamaged(IndexIncompatible):
     @property
     def public(self) -> str:
         """The message without the index's path or library internals."""
-        return f"the index is damaged: {self.file} {self.problem}; rebuild it with `rag index --full`"
+        return (
+            f"the index is damaged: {self.file} {self.problem}; rebuild it with `rag index --full`"
+        )
 
 
 class IndexBusy(RagError):
