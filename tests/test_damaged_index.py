@@ -8,6 +8,7 @@ runs the commands that read it. One slow test does the same to the real index's 
 from __future__ import annotations
 
 import builtins
+import io
 import json
 import os
 import shutil
@@ -171,6 +172,7 @@ def _unreadable(env: SimpleNamespace, name: str) -> None:
         return real_open(file, *args, **kwargs)
 
     env.monkeypatch.setattr(builtins, "open", refusing_open)
+    env.monkeypatch.setattr(io, "open", refusing_open)  # what pathlib opens files with
 
 
 def _sqlite(env: SimpleNamespace, sql: str) -> None:
@@ -251,7 +253,7 @@ INDEX_CASES: list[tuple[str, Damage, str]] = [
      "sentence_rows.npy"),
     ("sentence-rows-too-few", lambda e: _sentence_rows(e, np.zeros(3, dtype=np.int64)),
      "sentence_rows.npy"),
-    ("bm25-missing", lambda e: _rmtree(e.index / "bm25"), "bm25"),
+    ("bm25-missing", lambda e: _rmtree(e.index / "bm25"), "bm25/"),
     ("bm25-params-truncated", lambda e: _truncate(e.index / "bm25/params.index.json"),
      "bm25/params.index.json"),
     ("bm25-vocab-truncated", lambda e: _truncate(e.index / "bm25/vocab.index.json"),
@@ -270,7 +272,7 @@ ONNX_CASES: list[tuple[str, Damage, str]] = [
     ("onnx-tokenizer-truncated", lambda e: _truncate(e.index / "onnx/tokenizer.json"),
      "onnx/tokenizer.json"),
     ("onnx-config-garbage", lambda e: _garbage(e.index / "onnx/config.json"), "onnx/config.json"),
-    ("onnx-missing", lambda e: _rmtree(e.index / "onnx"), "onnx"),
+    ("onnx-missing", lambda e: _rmtree(e.index / "onnx"), "onnx/"),
 ]  # fmt: skip
 ALL_CASES = INDEX_CASES + ONNX_CASES
 # A rebuild cannot succeed while the test itself keeps refusing to open the file.
@@ -435,6 +437,38 @@ def test_a_closed_index_is_a_programming_error_not_damage(env: SimpleNamespace) 
     index.close()
     with pytest.raises(sqlite3.ProgrammingError):
         index.documents()
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_rebuild_exports_anew_rather_than_link_a_damaged_export(
+    pristine: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damaged: bool
+) -> None:
+    """A rebuild hard-links the previous index's export when the model is the same: a damaged
+    one would come back as it is, so it is exported anew instead."""
+    from rag.models import onnx
+
+    weights = tmp_path / "model"
+    weights.mkdir()
+    embedder = SimpleNamespace(path=weights, model_id=MODEL_ID, model=None)
+    previous = tmp_path / "previous"
+    shutil.copytree(pristine.index / "onnx", previous)
+    config = json.loads((previous / "config.json").read_text())
+    config["fingerprint"] = onnx.model_fingerprint(weights, MODEL_ID)
+    (previous / "config.json").write_text(json.dumps(config))
+    if damaged:
+        _truncate(previous / "model.onnx")
+    exports: list[Path] = []
+
+    def export_onnx(model: object, out_dir: Path, **kwargs: object) -> dict:
+        exports.append(Path(out_dir))
+        shutil.copytree(pristine.index / "onnx", out_dir, dirs_exist_ok=True)
+        return config
+
+    monkeypatch.setattr(onnx, "export_onnx", export_onnx)
+    info = onnx.export_embedder(embedder, tmp_path / "new", reuse_from=previous)
+    assert info["reused"] is not damaged
+    assert exports == ([tmp_path / "new"] if damaged else [])
+    onnx.OnnxEmbedder(tmp_path / "new")  # whole either way
 
 
 # --------------------------------------------------------------------------- the real index
