@@ -10,6 +10,7 @@ from rag.index.store import load_index
 from rag.ingest.chunking import ChunkerSettings
 from rag.ingest.loader import PARSER_VERSION
 from rag.models.adaptation import AdaptSettings
+from rag.models.query import check_onnx_export
 
 
 def why_rebuild(settings: Settings, chunker: ChunkerSettings) -> str | None:
@@ -44,6 +45,11 @@ def why_rebuild(settings: Settings, chunker: ChunkerSettings) -> str | None:
             and settings.query_backend != "torch"
         ):
             return "the index has no ONNX export of its model for fast queries"
+        # Last, as it costs a model load: a damaged export would otherwise only fail queries.
+        try:
+            check_onnx_export(settings, index)
+        except IndexIncompatible as exc:
+            return str(exc)
     finally:
         index.close()
     return None

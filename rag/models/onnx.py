@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.damage import CORRUPT, detail, open_for_reading, read_problem
 from rag.models.embedder import resolve_model
 from rag.models.files import link_or_copy
 
@@ -183,10 +184,12 @@ def export_embedder(
                 old.get("fingerprint") == fingerprint
                 and old.get("export_version") == EXPORT_VERSION
             ):
+                # A damaged export would be linked into the new index as it is: load it first.
+                OnnxEmbedder(reuse_from)
                 copy_export(reuse_from, out_dir)
                 config, reused = old, True
-        except (OSError, ValueError):
-            shutil.rmtree(out_dir, ignore_errors=True)  # it went away mid-copy: export anew
+        except (OSError, ValueError):  # damaged (ExportDamaged) or gone mid-copy: export anew
+            shutil.rmtree(out_dir, ignore_errors=True)
     if not reused:
         config = export_onnx(
             embedder.model, out_dir, model_id=embedder.model_id, fingerprint=fingerprint
@@ -243,8 +246,87 @@ def copy_export(src: Path | str, dst: Path | str) -> None:
         link_or_copy(src / name, dst / name)
 
 
+class ExportDamaged(ValueError):
+    """A file of an ONNX export is missing, unreadable, truncated or corrupt.
+
+    ``file`` is its name inside the export's directory and ``problem`` says what is wrong in plain
+    words (rag.models.query turns both into the index's IndexDamaged); ``detail`` is the
+    underlying error, for the log.
+    """
+
+    def __init__(self, file: str, problem: str, detail: str = "") -> None:
+        super().__init__(f"{file} {problem}")
+        self.file = file
+        self.problem = problem
+        self.detail = detail
+
+
+def check_export_files(directory: Path | str) -> None:
+    """Raise ExportDamaged for the first file of a complete export that is absent or unreadable
+    (the directory itself as "", when it is missing)."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ExportDamaged("", "is missing" if not d.exists() else "is a file, not a directory")
+    for name in (CONFIG, MODEL, TOKENIZER):
+        _readable(d, name)
+    weights = _read_config(d).get("weights")
+    if weights is not None:
+        _readable(d, str(weights))
+
+
+def _readable(directory: Path, name: str) -> Path:
+    path = directory / name
+    try:
+        open_for_reading(path)
+    except OSError as exc:
+        raise ExportDamaged(name, read_problem(exc), detail(exc)) from exc
+    return path
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = _readable(directory, CONFIG)
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON
+        raise ExportDamaged(CONFIG, CORRUPT, detail(exc)) from exc
+    if not isinstance(config, dict):
+        raise ExportDamaged(CONFIG, "is not a JSON object", type(config).__name__)
+    return config
+
+
+def _session_damage(directory: Path, weights: str | None, exc: Exception) -> ExportDamaged:
+    """Which file made onnxruntime refuse the export: the graph, or the weights beside it.
+
+    The graph is parsed without its weights (onnx, a few ms), then every external weight's
+    extent is compared with the size of the file that should hold it.
+    """
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    try:
+        model = onnx.load(str(directory / MODEL), load_external_data=False)
+    except Exception as bad:  # protobuf's DecodeError, onnx's own errors
+        return ExportDamaged(MODEL, CORRUPT, detail(bad))
+    for tensor in model.graph.initializer:
+        if not uses_external_data(tensor):
+            continue
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", weights or WEIGHTS)
+        try:
+            size = (directory / location).stat().st_size
+        except OSError as bad:
+            return ExportDamaged(location, read_problem(bad), detail(bad))
+        if int(info.get("offset", 0)) + int(info.get("length", 0)) > size:
+            return ExportDamaged(location, CORRUPT, detail(exc))
+    return ExportDamaged(MODEL, CORRUPT, detail(exc))
+
+
 class OnnxEmbedder:
-    """The Embedder protocol on onnxruntime + tokenizers; never imports torch."""
+    """The Embedder protocol on onnxruntime + tokenizers; never imports torch.
+
+    A missing, unreadable or corrupt file of the export raises ExportDamaged naming it.
+    """
 
     def __init__(
         self, directory: Path | str, *, batch_size: int = 32, threads: int | None = None
@@ -253,25 +335,35 @@ class OnnxEmbedder:
         from tokenizers import Tokenizer
 
         self.directory = Path(directory)
-        config = json.loads((self.directory / CONFIG).read_text())
+        config = _read_config(self.directory)
         if (
             config.get("export_version") not in (1, EXPORT_VERSION)
             or config.get("pooling") != "mean"
         ):
-            raise ValueError(f"{self.directory} holds an ONNX export this version cannot read")
+            raise ExportDamaged(CONFIG, "describes an export this version cannot read")
         self.config = config
-        self.model_id: str = config["model_id"]
-        self.dim: int = int(config["dim"])
-        self.max_seq_length = int(config["max_seq_length"])
+        try:
+            self.model_id: str = str(config["model_id"])
+            self.dim: int = int(config["dim"])
+            self.max_seq_length = int(config["max_seq_length"])
+            self._inputs: list[str] = [str(name) for name in config["inputs"]]
+            pad_id, pad_token = int(config["pad_id"]), str(config["pad_token"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExportDamaged(
+                CONFIG, "lacks a setting or has one of the wrong type", detail(exc)
+            ) from exc
         self.normalize = bool(config.get("normalize", True))
         self.batch_size = batch_size
-        self._inputs: list[str] = list(config["inputs"])
 
-        tokenizer = Tokenizer.from_file(str(self.directory / TOKENIZER))
+        path = _readable(self.directory, TOKENIZER)
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises plain Exception for a file it cannot parse
+            raise ExportDamaged(TOKENIZER, CORRUPT, detail(exc)) from exc
         # The saved tokenizer may carry the training-time truncation and fixed padding (128);
         # sentence-transformers truncates at max_seq_length and pads to the longest in a batch.
         tokenizer.enable_truncation(max_length=self.max_seq_length)
-        tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=config["pad_token"])
+        tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
         self._tokenizer = tokenizer
 
         options = ort.SessionOptions()
@@ -282,9 +374,18 @@ class OnnxEmbedder:
         # neighbours more than the wake-up latency costs us.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(self.directory / MODEL), options, providers=["CPUExecutionProvider"]
-        )
+        model = _readable(self.directory, MODEL)
+        weights = config.get("weights")
+        if weights is not None:
+            _readable(self.directory, str(weights))
+        try:
+            self._session = ort.InferenceSession(
+                str(model), options, providers=["CPUExecutionProvider"]
+            )
+        except (
+            Exception
+        ) as exc:  # onnxruntime's errors (InvalidProtobuf, Fail...) subclass only this
+            raise _session_damage(self.directory, weights, exc) from exc
         # onnxruntime sessions are thread-safe, but two concurrent runs on a 2-core machine only
         # fight for the cores; one at a time keeps each run's latency predictable.
         self._lock = threading.Lock()

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import DEFAULT_MODEL
-from rag.errors import IndexIncompatible, RagError
+from rag.errors import IndexDamaged, IndexIncompatible, RagError
 from rag.models.embedder import Embedder, SentenceTransformerEmbedder, load_embedder
-from rag.models.onnx import MODEL, OnnxEmbedder, has_onnx
+from rag.models.onnx import MODEL, ExportDamaged, OnnxEmbedder, check_export_files
 
 _lock = threading.Lock()
 
@@ -42,7 +42,7 @@ def load_query_embedder(settings: Any, index: Any) -> Embedder:
     if backend != "torch":
         onnx_dir = onnx_dir_of(index)
         if onnx_dir is not None:
-            return _load_onnx(onnx_dir)
+            return _open_onnx(index, onnx_dir)
         if backend == "onnx":
             raise IndexIncompatible(
                 f"the index at {index.path} has no ONNX export of its model: rebuild it with "
@@ -68,12 +68,44 @@ def load_query_embedder(settings: Any, index: Any) -> Embedder:
 
 
 def onnx_dir_of(index: Any) -> Path | None:
-    """The index's ONNX export of the model it queries with, if it has a usable one."""
+    """The index's ONNX export of the model it queries with, if it has one; IndexDamaged when
+    the manifest records one that is missing or unreadable."""
     info = index.manifest.extra.get("onnx") or {}
     if not info or info.get("model_id") != index.manifest.query_model:
         return None
-    path = Path(index.path) / info.get("path", "onnx")
-    return path if has_onnx(path) else None
+    path = Path(index.path) / str(info.get("path", "onnx"))
+    try:
+        check_export_files(path)
+    except ExportDamaged as exc:
+        raise _damaged(index, path, exc) from exc
+    return path
+
+
+def check_onnx_export(settings: Any, index: Any) -> None:
+    """Load the export queries would use, as they would (and kept for them), so that damage is
+    found now; raises IndexDamaged. Nothing to check for the torch backend or without one."""
+    if str(getattr(settings, "query_backend", "auto") or "auto").lower() == "torch":
+        return
+    onnx_dir = onnx_dir_of(index)
+    if onnx_dir is not None:
+        _open_onnx(index, onnx_dir)
+
+
+def _open_onnx(index: Any, directory: Path) -> Embedder:
+    try:
+        return _load_onnx(directory)
+    except ExportDamaged as exc:
+        raise _damaged(index, directory, exc) from exc
+
+
+def _damaged(index: Any, directory: Path, exc: ExportDamaged) -> IndexDamaged:
+    """The index's IndexDamaged for a bad file of its export, named from the index's folder."""
+    try:
+        folder = directory.relative_to(index.path).as_posix()
+    except ValueError:  # a manifest naming a folder outside the index
+        folder = directory.name
+    file = f"{folder}/{exc.file}" if exc.file else f"{folder}/"
+    return IndexDamaged(index.path, file, exc.problem, exc.detail)
 
 
 def _load_onnx(directory: Path) -> Embedder:
