@@ -163,7 +163,7 @@ def _why_rebuild_test_index() -> str | None:
         corpus_dir=CORPUS,
         index_dir=TEST_INDEX,
         model=DEFAULT_MODEL,
-        adapt=True,
+        adapt=False,  # build_index adapts only when asked, and so does this fixture
         query_backend="auto",
         text_profile=DEFAULT_TEXT_PROFILE,
     )
