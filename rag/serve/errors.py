@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +21,7 @@ from rag.errors import (
     BadQuery,
     CorpusEmpty,
     DocumentNotFound,
+    IndexDamaged,
     IndexIncompatible,
     IndexNotFound,
     IndexStale,
@@ -62,10 +65,42 @@ def error_response(
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
+def public_message(exc: BaseException, index_dir: Path | None = None) -> str:
+    """What an HTTP client is told of a server-side problem: no absolute path, no library's
+    message. The whole error is for the log.
+
+    IndexDamaged says it itself (``public``); another RagError's message names the index by
+    its folder's name instead of its path, and leaves out the library error it was raised
+    from; any other error is not described at all.
+    """
+    if isinstance(exc, IndexDamaged):
+        return exc.public
+    if not isinstance(exc, RagError):
+        return "the index could not be loaded: the server log has the details"
+    text = str(exc)
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) in text:
+        text = text.replace(str(cause), "").replace(":  ", ": ").strip().rstrip(":")
+    if index_dir is not None:
+        index_dir = Path(index_dir)
+        forms = {str(index_dir), str(index_dir.absolute()), str(index_dir.resolve())}
+        for form in sorted(forms, key=len, reverse=True):  # the longest first: it holds others
+            text = text.replace(form, index_dir.name)
+    # Whatever absolute path is left (a file of the index, a model folder): its last part.
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+# A path from the root: a slash not inside a word, a URL or a relative path.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"`,;:()]+")
+
+
 async def _rag_error(request: Request, exc: Exception) -> JSONResponse:
     status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
     if status >= 500:
         log.error("%s %s: %s", request.method, request.url.path, exc)
+        svc = getattr(request.app.state, "services", None)
+        detail = public_message(exc, svc.settings.index_dir if svc is not None else None)
+        return error_response(status, detail, kind=type(exc).__name__)
     if isinstance(exc, BadQuery):
         name = _REQUEST_FIELD.get(exc.field, exc.field)
     else:
