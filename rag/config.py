@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     log_max_rows: int = Field(100_000, ge=0)
     # Interactive API docs at /docs, from assets shipped in a package (never a CDN).
     docs: bool = True
+    # A running server loads an index swapped into index_dir (a `rag index` while it serves)
+    # and switches to it without a restart (rag.serve.reload); off: it keeps the index it
+    # started with.
+    reload: bool = True
 
     @field_validator("text_profile")
     @classmethod

@@ -225,7 +225,7 @@ def test_ready_forgets_the_cached_check_when_another_index_is_attached(
     assert client.get("/ready").json()["stale_sources"] == ["recruiter.txt"]
     build_index(small_corpus, tmp_path / "rebuilt", fake_embedder)
     rebuilt = Retriever(load_index(tmp_path / "rebuilt"), fake_embedder)
-    app.state.services.attach(rebuilt)
+    client.portal.call(app.state.services.attach, rebuilt)
     body = client.get("/ready").json()
     assert body["built_at"] == rebuilt.index.manifest.built_at
     assert body["stale"] is False and body["stale_sources"] == []
@@ -253,7 +253,7 @@ def test_ready_is_503_until_the_index_loads(
         release.set()
         wait_for(lambda: client.get("/ready").status_code == 200, "the index to load")
         assert client.post("/search", json={"query": "pipelines"}).status_code == 200
-        assert client.app.state.retriever is retriever
+        assert client.app.state.services.current.retriever is retriever
 
 
 def test_ready_reports_why_the_index_failed_to_load(tmp_path: Path) -> None:
@@ -896,7 +896,7 @@ def test_concurrent_requests_all_succeed_in_shared_batches(
                 queries = [c.post("/search", json={"query": f"data {i}"}) for i in range(32)]
                 health = [c.get("/health") for _ in range(8)]
                 out = await asyncio.gather(*queries, *health)
-                batcher = app.state.services.batcher
+                batcher = app.state.services.current.batcher
                 assert batcher.encoded == 32 and batcher.batches < 32
         return out[:32], out[32:]
 

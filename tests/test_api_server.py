@@ -141,7 +141,7 @@ def test_server_serves_concurrent_load_without_errors_and_health_stays_up(
         # Warm-up outside the measurement: the first encode pays for lazy initialisation.
         assert httpx.post(f"{base_url}/search", json={"query": "warm up"}).status_code == 200
         result = asyncio.run(run_load(base_url, plan))
-        batcher = app.state.services.batcher
+        batcher = app.state.services.current.batcher
 
     statuses = result["statuses"]
     errors = {i: s for i, s in statuses.items() if s != 200}

@@ -2,7 +2,9 @@
 
 Its lifespan opens the query log and loads the index in a worker thread (unless a retriever is
 injected): ``/health`` answers at once, ``/ready`` and the query endpoints answer 503 until the
-index is loaded. Query encodes of concurrent requests are micro-batched (rag.serve.batching);
+index is loaded. Then, with ``reload`` on, it watches for a new index swapped into the index
+directory and switches to it without a restart (rag.serve.reload); an injected retriever is
+served as it is. Query encodes of concurrent requests are micro-batched (rag.serve.batching);
 searching and answer building run in worker threads, so the event loop only parses, dispatches
 and formats.
 """
@@ -26,7 +28,6 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from rag import __version__
 from rag.config import Settings
-from rag.errors import RagError
 from rag.search.retriever import Retriever
 from rag.serve.apidocs import router as apidocs_router
 from rag.serve.errors import add_error_handlers, error_response
@@ -34,6 +35,7 @@ from rag.serve.limits import RateLimit
 from rag.serve.middleware import BodyGuard, HeadAsGet, HostGuard, host_of
 from rag.serve.pages import router as pages_router
 from rag.serve.querylog import QueryLog
+from rag.serve.reload import keep_current
 from rag.serve.routes import ROUTERS
 from rag.serve.schemas import MAX_K
 from rag.serve.services import Services
@@ -93,21 +95,21 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
         )
         svc = Services(settings, querylog)
         app.state.services = svc
-        # The HTML pages (rag.serve.pages) look the index up here.
-        app.state.retriever = None
+        stop = anyio.Event()
         loader = None
         if retriever is not None:
-            await anyio.to_thread.run_sync(svc.attach, retriever)
-            app.state.retriever = retriever
+            await svc.attach(retriever)
         else:
-            loader = asyncio.create_task(_load(app, svc))
+            loader = asyncio.create_task(_keep_current(svc, stop))
         try:
             yield
         finally:
+            stop.set()  # the watch returns within its step (50 ms)
             if loader is not None:
+                # A load under way finishes in its thread; shutdown does not wait for it long.
                 loader.cancel()
-            if svc.batcher is not None:
-                await svc.batcher.close()
+                await asyncio.wait([loader], timeout=5)
+            await svc.close()
             # Blocks until every queued record is written.
             await anyio.to_thread.run_sync(svc.querylog.close)
 
@@ -152,7 +154,8 @@ def _openapi(app: FastAPI, settings: Settings, retriever: Retriever | None) -> d
     """The OpenAPI schema, with the limits this server is configured with and, once the index
     is loaded, the document ids a search may be filtered by: exactly what the server accepts."""
     svc = getattr(app.state, "services", None)
-    doc_ids = [d["id"] for d in svc.documents] if svc is not None and svc.retriever else []
+    current = svc.current if svc is not None else None
+    doc_ids = [d["id"] for d in current.documents] if current is not None else []
     if not doc_ids and retriever is not None:
         doc_ids = [d.id for d in retriever.index.documents()]
     if app.openapi_schema is None or getattr(app.state, "openapi_doc_ids", None) != doc_ids:
@@ -175,18 +178,12 @@ def _openapi(app: FastAPI, settings: Settings, retriever: Retriever | None) -> d
     return app.openapi_schema
 
 
-async def _load(app: FastAPI, svc: Services) -> None:
-    """Load the configured index in a worker thread; a failure is kept for /ready to report."""
+async def _keep_current(svc: Services, stop: anyio.Event) -> None:
+    """Load the configured index, then every newer one; a failure is kept for /ready."""
     try:
-        retriever = await anyio.to_thread.run_sync(Retriever.from_settings, svc.settings)
-        await anyio.to_thread.run_sync(svc.attach, retriever)
-        app.state.retriever = retriever
-    except RagError as exc:
-        svc.error = str(exc)
-        log.error("cannot serve: %s", exc)
-    except Exception as exc:
-        svc.error = f"loading the index failed: {exc}"
-        log.exception("loading the index failed")
+        await keep_current(svc, stop)
+    except Exception:
+        log.exception("watching the index for changes failed; serving the loaded one")
 
 
 def app_factory() -> FastAPI:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
 from rag.errors import DocumentNotFound
+from rag.serve.services import Current, Session
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,14 +52,12 @@ def _page(name: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(read_asset(name), status_code=status_code, headers=headers)
 
 
-def _document_exists(request: Request, doc_id: str) -> bool | None:
-    """Whether the loaded index holds ``doc_id``; None when no index is at hand to ask."""
-    retriever = getattr(request.app.state, "retriever", None)
-    index = getattr(retriever, "index", None)
-    if index is None or not hasattr(index, "document"):
+def _document_exists(session: Session | None, doc_id: str) -> bool | None:
+    """Whether the served index holds ``doc_id``; None when no index is loaded to ask."""
+    if session is None:
         return None
     try:
-        index.document(doc_id)
+        session.document(doc_id)
     except DocumentNotFound:
         return False
     return True
@@ -71,9 +70,9 @@ def chat_page() -> HTMLResponse:
 
 
 @router.api_route(methods=["GET", "HEAD"], path="/view/{doc_id}", response_class=HTMLResponse)
-def viewer_page(request: Request, doc_id: str) -> HTMLResponse:
+def viewer_page(doc_id: str, session: Current) -> HTMLResponse:
     """The source viewer; the page itself fetches the document and marks the cited span."""
-    found = _document_exists(request, doc_id)
+    found = _document_exists(session, doc_id)
     return _page("viewer.html", status_code=404 if found is False else 200)
 
 

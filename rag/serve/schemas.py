@@ -277,6 +277,19 @@ class ReadyResponse(BaseModel):
     detail: str | None = None
     model: str | None = None
     built_at: str | None = None
+    build_id: str | None = Field(
+        None,
+        description="Which build of the index is served: its manifest's build id (its build "
+        "time for an index built before build ids). A rebuild swapped in changes it.",
+    )
+    loaded_at: str | None = Field(
+        None, description="When this server loaded the index (ISO 8601, UTC)."
+    )
+    reload_error: str | None = Field(
+        None,
+        description="Why a newer index in the index folder could not be loaded; the index "
+        "described here is still served meanwhile.",
+    )
     counts: dict[str, int] = Field(default_factory=dict)
     stale: bool | None = None
     stale_sources: list[str] = Field(default_factory=list)

@@ -1,13 +1,22 @@
-"""What the request handlers share: settings, the query log and, once loaded, the index."""
+"""What the request handlers share: settings, the query log and the served index snapshot.
+
+A request that reads the index takes the current snapshot (rag.serve.snapshot) once, through
+the ``Ready`` or ``Current`` dependency, and holds it until its response has been sent (a
+streamed /chat until its last event): the ``Session`` it is handed answers everything from
+that one snapshot. ``Services.install`` swaps a new snapshot in whole; the one it replaces is
+closed once the last request holding it ends. Taking, giving back and swapping happen on the
+event loop only, so the counts need no lock.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -17,37 +26,48 @@ import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 
 from rag.config import Settings
-from rag.errors import BadQuery
+from rag.errors import BadQuery, IndexDamaged, IndexNotFound, RagError
 from rag.index.manifest import corpus_fingerprint
-from rag.index.store import Index
+from rag.index.store import DocumentInfo, Index
 from rag.present import hits_json
 from rag.search.chat import resolve_query
 from rag.search.retriever import Retriever
 from rag.search.types import Filters, Hit, SearchResult
-from rag.serve.batching import MicroBatcher
+from rag.serve.errors import public_message
 from rag.serve.querylog import QueryLog, QueryRecord
 from rag.serve.schemas import ChatMessage
+from rag.serve.snapshot import Snapshot, index_version, load_snapshot
+
+log = logging.getLogger(__name__)
 
 # A file changed this close to a staleness check may change again with the same size and
 # mtime (timestamps are 1-10 ms coarse on Linux, 2 s on FAT), so such a check is not reused.
 RACY_STAT_NS = 2_000_000_000
 
+_NOT_TRIED = object()
+
 
 @dataclass
 class Services:
-    """Everything the handlers share: settings, the query log and, once loaded, the index."""
+    """Everything the handlers share: settings, the query log and the index being served."""
 
     settings: Settings
     querylog: QueryLog
-    retriever: Retriever | None = None
-    batcher: MicroBatcher | None = None
+    # The snapshot new requests take; None until an index is loaded.
+    current: Snapshot | None = None
+    # Why no index is served (told to clients: no paths, see rag.serve.errors.public_message).
     error: str | None = None
-    titles: tuple[str, ...] = ()
-    documents: list[dict[str, Any]] = field(default_factory=list)
+    # Why the newest index in index_dir is not the one served (the old one still is).
+    reload_error: str | None = None
     # Searches hold the GIL for much of their time: more threads than cores only thrash.
     search_slots: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(os.cpu_count() or 1)
     )
+    # Requests holding each snapshot still in use; a snapshot absent here is held by none.
+    _users: dict[Snapshot, int] = field(default_factory=dict, init=False, repr=False)
+    _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    # The build id the last load was tried for, so a build that failed is not retried.
+    _tried: object = field(default=_NOT_TRIED, init=False, repr=False)
     # (index, corpus fingerprint, stale sources) of the last trustworthy check; swapped whole.
     _stale: tuple[Index, tuple[tuple[str, int, int], ...], tuple[str, ...]] | None = field(
         default=None, init=False, repr=False
@@ -60,63 +80,107 @@ class Services:
         """Prefix of citation URLs."""
         return self.settings.public_url.rstrip("/")
 
-    def attach(self, retriever: Retriever) -> None:
-        """Serve this retriever; reads the document list once (blocking: call from a thread)."""
-        single_threaded_kernels()
-        counts = retriever.index.chunk_counts()
-        docs = retriever.index.documents()
-        self.documents = [
-            {"id": d.id, "title": d.title, "source": d.source, "sections": d.outline,
-             "chunks": counts.get(d.id, 0)}
-            for d in docs
-        ]  # fmt: skip
-        self.titles = tuple(d.title for d in docs)
+    # ------------------------------------------------------------------ the served snapshot
+
+    def acquire(self) -> Snapshot | None:
+        """Take the current snapshot for one request; give it back with ``release``."""
+        snapshot = self.current
+        if snapshot is not None:
+            self._users[snapshot] = self._users.get(snapshot, 0) + 1
+        return snapshot
+
+    def release(self, snapshot: Snapshot) -> None:
+        """Give back a snapshot; the last request on a replaced one closes it."""
+        left = self._users.get(snapshot, 0) - 1
+        if left > 0:
+            self._users[snapshot] = left
+            return
+        self._users.pop(snapshot, None)
+        if snapshot is not self.current:
+            self._close_later(snapshot)
+
+    def install(self, snapshot: Snapshot) -> None:
+        """Serve ``snapshot`` from the next request on; the one it replaces is closed as soon
+        as no request holds it (at once when none does)."""
+        old, self.current = self.current, snapshot
+        self.error = self.reload_error = None
         self._stale = None  # belongs to the previous index (and would keep it alive)
-        self.batcher = MicroBatcher(
-            retriever.encode,
-            max_wait_ms=self.settings.batch_wait_ms,
-            max_batch=self.settings.batch_max,
-        )
-        self.retriever = retriever
+        if old is not None and old is not snapshot and old not in self._users:
+            self._close_later(old)
 
-    def stale_sources(self) -> list[str]:
-        """The loaded index's stale sources; re-hashes the corpus only when file stats change."""
-        assert self.retriever is not None
-        index = self.retriever.index
-        corpus = Path(self.settings.corpus_dir)
+    async def attach(self, retriever: Retriever, *, owned: bool = False) -> None:
+        """Serve this retriever (by default its owner closes its index, not the server)."""
+        snapshot = await anyio.to_thread.run_sync(
+            partial(Snapshot.of, retriever, self.settings, owned=owned)
+        )
+        self.install(snapshot)
+
+    async def refresh(self) -> None:
+        """Load the index in ``index_dir`` unless it is the one served, or the one that failed
+        last; while a new index cannot be loaded, the one loaded before is still served."""
+        index_dir = Path(self.settings.index_dir)
+        version = await anyio.to_thread.run_sync(index_version, index_dir)
+        if version == self._tried:
+            return
+        self._tried = version
         try:
-            fingerprint = corpus_fingerprint(corpus)
-        except OSError:  # a file vanished while listing: nothing stable to cache under
-            return index.stale_sources(corpus)
-        with self._stale_lock:
-            cached = self._stale
-            if cached is not None and cached[0] is index and cached[1] == fingerprint:
-                return list(cached[2])
-            checked_at = time.time_ns()
-            stale = index.stale_sources(corpus)
-            if all(mtime < checked_at - RACY_STAT_NS for _, _, mtime in fingerprint):
-                self._stale = (index, fingerprint, tuple(stale))
-            return stale
+            snapshot = await anyio.to_thread.run_sync(load_snapshot, self.settings)
+        except Exception as exc:
+            self._load_failed(exc)
+            return
+        self._tried = snapshot.build_id
+        previous = self.current
+        self.install(snapshot)
+        if previous is not None:
+            log.warning(
+                "serving the new index at %s (build %s, was %s)",
+                index_dir,
+                snapshot.build_id,
+                previous.build_id,
+            )
 
-    async def search(self, query: str, k: int, filters: Filters | None = None) -> SearchResult:
-        """Encode through the batcher, then search in a worker thread."""
-        assert self.retriever is not None and self.batcher is not None
-        vector = await self.batcher.encode(query)
-        return await anyio.to_thread.run_sync(
-            partial(self.retriever.search_vector, query, vector, k, filters=filters),
-            limiter=self.search_slots,
-        )
+    def _load_failed(self, exc: Exception) -> None:
+        detail = public_message(exc, self.settings.index_dir)
+        more = f" ({exc.detail})" if isinstance(exc, IndexDamaged) and exc.detail else ""
+        # A missing index is a state, not a fault: no traceback for it.
+        trace = None if isinstance(exc, IndexNotFound) else exc
+        if self.current is None:
+            self.error = detail
+            log.error("cannot serve: %s%s", exc, more, exc_info=trace)
+        else:
+            self.reload_error = detail
+            log.error(
+                "the new index at %s could not be loaded, still serving build %s: %s%s",
+                self.settings.index_dir,
+                self.current.build_id,
+                exc if isinstance(exc, RagError) else repr(exc),
+                more,
+                exc_info=trace,
+            )
 
-    def query(self, text: str, k: int, field: str = "query") -> str:
-        """The stripped query, checked as the schema describes it: not blank, and at most
-        ``max_query_chars`` characters as sent (the schema's maxLength counts those)."""
-        assert self.retriever is not None
-        limit = self.settings.max_query_chars
-        if len(text) > limit:
-            raise BadQuery(f"{field} is longer than {limit} characters", field=field)
-        if not text.strip():
-            raise BadQuery(f"{field} must not be blank", field=field)
-        return self.retriever.check(text, k)
+    def _close_later(self, snapshot: Snapshot) -> None:
+        task = asyncio.get_running_loop().create_task(self._close(snapshot))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close(self, snapshot: Snapshot) -> None:
+        try:
+            await snapshot.close()
+        except Exception:
+            log.exception("closing the index of build %s failed", snapshot.build_id)
+
+    async def close(self) -> None:
+        """At shutdown: close every snapshot, held or not (the server no longer answers)."""
+        snapshots = {*self._users, *([self.current] if self.current is not None else [])}
+        self.current = None
+        self._users.clear()
+        self._stale = None
+        for snapshot in snapshots:
+            self._close_later(snapshot)
+        if self._closing:
+            await asyncio.gather(*self._closing)
+
+    # ------------------------------------------------------------------ checks
 
     def check_chat(self, messages: Sequence[ChatMessage]) -> None:
         """Every user turn is a question: not blank, not over the query limit (the schema says
@@ -132,39 +196,103 @@ class Services:
             if not messages[n].content.strip():
                 raise BadQuery("a user message must not be blank", field=field)
 
+    def stale_sources(self, index: Index) -> list[str]:
+        """The index's stale sources; re-hashes the corpus only when file stats change."""
+        corpus = Path(self.settings.corpus_dir)
+        try:
+            fingerprint = corpus_fingerprint(corpus)
+        except OSError:  # a file vanished while listing: nothing stable to cache under
+            return index.stale_sources(corpus)
+        with self._stale_lock:
+            cached = self._stale
+            if cached is not None and cached[0] is index and cached[1] == fingerprint:
+                return list(cached[2])
+            checked_at = time.time_ns()
+            stale = index.stale_sources(corpus)
+            if all(mtime < checked_at - RACY_STAT_NS for _, _, mtime in fingerprint):
+                self._stale = (index, fingerprint, tuple(stale))
+            return stale
+
+
+@dataclass(frozen=True)
+class Session:
+    """One request's view of the index: the shared services and the snapshot it took.
+
+    Everything a handler asks of the index goes through here, so one request never mixes two
+    indexes, whatever is swapped in meanwhile.
+    """
+
+    svc: Services
+    snapshot: Snapshot
+
+    @property
+    def settings(self) -> Settings:
+        return self.svc.settings
+
+    @property
+    def retriever(self) -> Retriever:
+        return self.snapshot.retriever
+
+    @property
+    def documents(self) -> tuple[dict[str, Any], ...]:
+        return self.snapshot.documents
+
+    def document(self, doc_id: str) -> DocumentInfo:
+        """One document with its text; raises DocumentNotFound."""
+        return self.retriever.index.document(doc_id)
+
+    def stale_sources(self) -> list[str]:
+        return self.svc.stale_sources(self.retriever.index)
+
+    def query(self, text: str, k: int, field: str = "query") -> str:
+        """The stripped query, checked as the schema describes it: not blank, and at most
+        ``max_query_chars`` characters as sent (the schema's maxLength counts those)."""
+        limit = self.settings.max_query_chars
+        if len(text) > limit:
+            raise BadQuery(f"{field} is longer than {limit} characters", field=field)
+        if not text.strip():
+            raise BadQuery(f"{field} must not be blank", field=field)
+        return self.retriever.check(text, k)
+
+    async def search(self, query: str, k: int, filters: Filters | None = None) -> SearchResult:
+        """Encode through the batcher, then search in a worker thread."""
+        vector = await self.snapshot.batcher.encode(query)
+        return await anyio.to_thread.run_sync(
+            partial(self.retriever.search_vector, query, vector, k, filters=filters),
+            limiter=self.svc.search_slots,
+        )
+
     async def resolve(self, messages: Sequence[ChatMessage]) -> str:
         """The conversation's standalone query, resolved in a worker thread.
 
         Resolution is pure Python over every turn of a body of up to ``max_body_bytes``: on the
         event loop, a long conversation would hold up every other request meanwhile.
         """
-        self.check_chat(messages)
+        self.svc.check_chat(messages)
         # The latest user turn is the question; assistant turns after it are left out.
         last = max(n for n, m in enumerate(messages) if m.role == "user")
         resolve = partial(
             resolve_query,
             messages[: last + 1],
-            self.titles,
+            self.snapshot.titles,
             max_chars=self.settings.max_query_chars,
         )
-        return await anyio.to_thread.run_sync(resolve, limiter=self.search_slots)
+        return await anyio.to_thread.run_sync(resolve, limiter=self.svc.search_slots)
 
     async def answer(self, result: SearchResult) -> str:
         """The extractive answer, built in a worker thread from the index's sentence vectors."""
-        assert self.retriever is not None
         answer = await anyio.to_thread.run_sync(self.retriever.answer, result)
         return answer.text
 
     def results(self, hits: Sequence[Hit]) -> list[dict[str, Any]]:
         """Hits in their JSON form."""
-        return hits_json(list(hits), self.base_url)
+        return hits_json(list(hits), self.svc.base_url)
 
     def log_query(self, endpoint: str, query: str, hits: Sequence[Hit], started: float) -> str:
         """Queue a query-log record; returns the new query id."""
-        assert self.retriever is not None
-        manifest = self.retriever.index.manifest
+        manifest = self.snapshot.manifest
         query_id = uuid.uuid4().hex
-        self.querylog.record(
+        self.svc.querylog.record(
             QueryRecord(
                 query_id=query_id,
                 endpoint=endpoint,
@@ -191,30 +319,33 @@ def services(request: Request) -> Services:
     return svc
 
 
-def ready_services(svc: Annotated[Services, Depends(services)]) -> Services:
-    """The shared services, or 503 while the index is not loaded."""
-    if svc.retriever is None:
-        detail = svc.error or "the index is still loading"
-        raise HTTPException(503, detail=detail, headers={"Retry-After": "5"})
-    return svc
-
-
 Svc = Annotated[Services, Depends(services)]
 
 
-Ready = Annotated[Services, Depends(ready_services)]
+async def current_session(request: Request) -> AsyncIterator[Session | None]:
+    """The request's session on the current snapshot (None while no index is loaded), held
+    until the response has been sent: FastAPI (0.118 on) runs the code after ``yield`` then,
+    a streamed response's last chunk included."""
+    svc: Services | None = getattr(request.app.state, "services", None)
+    snapshot = svc.acquire() if svc is not None else None
+    if svc is None or snapshot is None:
+        yield None
+        return
+    try:
+        yield Session(svc, snapshot)
+    finally:
+        svc.release(snapshot)
 
 
-def single_threaded_kernels() -> None:
-    """Run torch and FAISS kernels on one thread each: in a server, requests are the parallelism.
+Current = Annotated[Session | None, Depends(current_session)]
 
-    Their default of one OpenMP thread per core fights the request threads (and any other
-    process) for the same cores; on a busy 2-core machine that made a one-query encode take
-    ~200 ms instead of ~15 ms. The setting is process-wide, hence only in the server.
-    """
-    import faiss
 
-    faiss.omp_set_num_threads(1)
-    torch = sys.modules.get("torch")  # a torch-free query embedder must not import it
-    if torch is not None:
-        torch.set_num_threads(1)
+async def ready_session(session: Current, svc: Svc) -> Session:
+    """The request's session, or 503 while no index is loaded."""
+    if session is None:
+        detail = svc.error or "the index is still loading"
+        raise HTTPException(503, detail=detail, headers={"Retry-After": "5"})
+    return session
+
+
+Ready = Annotated[Session, Depends(ready_session)]

@@ -31,7 +31,7 @@ from fastapi.responses import StreamingResponse
 
 from rag.search.types import SearchResult
 from rag.serve.schemas import ERRORS, QUERY_ERRORS, ChatRequest, ChatResponse
-from rag.serve.services import Ready, Services, ms_since
+from rag.serve.services import Ready, Session, ms_since
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,12 @@ async def chat(body: ChatRequest, svc: Ready) -> Any:
     """Answer the last message of a conversation, resolving follow-ups."""
     started = time.perf_counter()
     query = await svc.resolve(body.messages)
-    query = svc.retriever.check(query, body.k)  # type: ignore[union-attr]
+    query = svc.retriever.check(query, body.k)
     result = await svc.search(query, body.k, body.filters.to_filters())
     results = svc.results(result.hits)
     if body.stream:
         query_id = svc.log_query("chat", query, result.hits, started)
+        # The session (and its index) is held until the stream's last event has been sent.
         return StreamingResponse(
             _chat_events(svc, query, query_id, result, results),
             media_type="text/event-stream",
@@ -107,7 +108,7 @@ _PIECE_RE = re.compile(r".*?\[\d+\]\s*|.+", re.S)
 
 
 async def _chat_events(
-    svc: Services, query: str, query_id: str, result: SearchResult, results: list[dict[str, Any]]
+    svc: Session, query: str, query_id: str, result: SearchResult, results: list[dict[str, Any]]
 ) -> AsyncIterator[str]:
     yield _event("sources", {"query": query, "query_id": query_id, "results": results})
     try:

@@ -26,6 +26,6 @@ async def list_documents(svc: Ready) -> dict[str, Any]:
 )
 def get_document(doc_id: Annotated[str, PathParam(max_length=512)], svc: Ready) -> dict[str, Any]:
     """One document with its text and sections (looked up in the index, never on disk)."""
-    doc = svc.retriever.index.document(doc_id)  # type: ignore[union-attr]
+    doc = svc.document(doc_id)
     return {"id": doc.id, "title": doc.title, "source": doc.source, "offset": doc.offset,
             "text": doc.text, "sections": doc.outline}  # fmt: skip

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from rag.serve.schemas import ERRORS, HealthResponse, ReadyResponse
-from rag.serve.services import Svc
+from rag.serve.services import Current, Svc
 
 router = APIRouter(responses=ERRORS, tags=["service"])
 
@@ -24,20 +24,24 @@ async def health() -> dict[str, str]:
     response_model=ReadyResponse,
     responses={503: {"model": ReadyResponse, "description": "Index not loaded (yet)"}},
 )
-def ready(svc: Svc) -> Any:
-    """Readiness: the loaded index's model, build time, counts and whether the corpus changed."""
-    if svc.retriever is None:
+def ready(svc: Svc, session: Current) -> Any:
+    """Readiness: the served index's build, model, counts, when it was loaded, whether the
+    corpus changed since, and why a newer index could not be loaded, if one could not."""
+    if session is None:
         status = "error" if svc.error else "loading"
         body = ReadyResponse(status=status, detail=svc.error or "the index is still loading")
         return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})
-    index = svc.retriever.index
+    snapshot = session.snapshot
     # Probes come every few seconds: hashing a large corpus each time would be most of the work.
-    stale = svc.stale_sources()
+    stale = session.stale_sources()
     return ReadyResponse(
         status="ready",
-        model=index.manifest.model,
-        built_at=index.manifest.built_at,
-        counts=index.manifest.counts,
+        model=snapshot.manifest.model,
+        built_at=snapshot.manifest.built_at,
+        build_id=snapshot.build_id,
+        loaded_at=snapshot.loaded_at,
+        reload_error=svc.reload_error,
+        counts=snapshot.manifest.counts,
         stale=bool(stale),
         stale_sources=stale,
     )

@@ -1,0 +1,141 @@
+"""One loaded index as the server serves it: a snapshot taken whole by every request.
+
+A ``Snapshot`` holds the retriever, its micro-batcher and what the handlers read once per
+index (the document list, the titles chat resolution matches), with the index's build id and
+when it was loaded. Nothing in it changes: a new index is a new snapshot, swapped in whole by
+``Services.install`` (rag.serve.services), so a request that took one snapshot encodes,
+searches, answers and logs against one index even when a swap happens meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings
+from rag.errors import IndexDamaged, RagError
+from rag.index.manifest import Manifest
+from rag.search.retriever import Retriever
+from rag.serve.batching import MicroBatcher
+
+log = logging.getLogger(__name__)
+
+# Loads retried when the directory is swapped again while one is being read.
+LOAD_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """A loaded index and everything derived from it; replaced whole, never changed."""
+
+    retriever: Retriever
+    batcher: MicroBatcher
+    documents: tuple[dict[str, Any], ...]
+    titles: tuple[str, ...]
+    # The manifest's build id (its build time for an index built before build ids).
+    build_id: str
+    loaded_at: str
+    # Whether closing the snapshot closes the index too: an injected retriever is its owner's.
+    owned: bool = True
+
+    @classmethod
+    def of(cls, retriever: Retriever, settings: Settings, *, owned: bool = True) -> Snapshot:
+        """A snapshot of a loaded retriever; reads the document list (blocking: call from a
+        thread). A metadata database that cannot be read raises IndexDamaged."""
+        single_threaded_kernels()
+        index = retriever.index
+        try:
+            counts = index.chunk_counts()
+            docs = index.documents()
+        except sqlite3.DatabaseError as exc:
+            raise IndexDamaged(
+                index.path, "meta.sqlite", "is not a readable SQLite database", str(exc)
+            ) from exc
+        documents = tuple(
+            {"id": d.id, "title": d.title, "source": d.source, "sections": d.outline,
+             "chunks": counts.get(d.id, 0)}
+            for d in docs
+        )  # fmt: skip
+        batcher = MicroBatcher(
+            retriever.encode, max_wait_ms=settings.batch_wait_ms, max_batch=settings.batch_max
+        )
+        return cls(
+            retriever,
+            batcher,
+            documents,
+            tuple(d.title for d in docs),
+            build_version(index.manifest),
+            datetime.now(UTC).isoformat(timespec="milliseconds"),
+            owned,
+        )
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.retriever.index.manifest
+
+    async def close(self) -> None:
+        """Stop the batcher and close the index's files (once no request holds the snapshot).
+
+        FAISS and BM25 are released with the last reference to the retriever: the server drops
+        its own when it closes the snapshot.
+        """
+        await self.batcher.close()
+        if self.owned:
+            self.retriever.index.close()
+
+
+def build_version(manifest: Manifest) -> str:
+    """What tells one build from another: its build id, or its build time for an older one."""
+    return manifest.build_id or manifest.built_at
+
+
+def index_version(index_dir: Path) -> str | None:
+    """The build id of the index at ``index_dir`` (see build_version); None without a readable
+    manifest there."""
+    try:
+        return build_version(Manifest.read(index_dir))
+    except RagError:
+        return None
+
+
+def load_snapshot(settings: Settings) -> Snapshot:
+    """Load the configured index (blocking: call from a thread); raises what loading raises.
+
+    A build may swap the directory while its files are being opened one by one; the manifest's
+    build id is read again afterwards, and a load that straddled a swap is thrown away and
+    done again, so a snapshot never mixes the files of two builds.
+    """
+    index_dir = Path(settings.index_dir)
+    for _ in range(LOAD_ATTEMPTS):
+        retriever = Retriever.from_settings(settings)
+        try:
+            snapshot = Snapshot.of(retriever, settings)
+        except BaseException:
+            retriever.index.close()
+            raise
+        if index_version(index_dir) == snapshot.build_id:
+            return snapshot
+        log.info("the index at %s changed while it was loaded; loading it again", index_dir)
+        # The batcher has not started its thread or task yet: closing the index is all.
+        retriever.index.close()
+    raise RagError(f"the index at {index_dir} kept changing while it was loaded")
+
+
+def single_threaded_kernels() -> None:
+    """Run torch and FAISS kernels on one thread each: in a server, requests are the parallelism.
+
+    Their default of one OpenMP thread per core fights the request threads (and any other
+    process) for the same cores; on a busy 2-core machine that made a one-query encode take
+    ~200 ms instead of ~15 ms. The setting is process-wide, hence only in the server.
+    """
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    torch = sys.modules.get("torch")  # a torch-free query embedder must not import it
+    if torch is not None:
+        torch.set_num_threads(1)
