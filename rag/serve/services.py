@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -27,8 +26,7 @@ from fastapi import Depends, HTTPException, Request
 
 from rag.config import Settings
 from rag.errors import BadQuery, IndexDamaged, IndexNotFound, RagError
-from rag.index.manifest import corpus_fingerprint
-from rag.index.store import DocumentInfo, Index
+from rag.index.store import DocumentInfo
 from rag.present import hits_json
 from rag.search.chat import resolve_query
 from rag.search.retriever import Retriever
@@ -39,10 +37,6 @@ from rag.serve.schemas import ChatMessage
 from rag.serve.snapshot import Snapshot, index_version, load_snapshot
 
 log = logging.getLogger(__name__)
-
-# A file changed this close to a staleness check may change again with the same size and
-# mtime (timestamps are 1-10 ms coarse on Linux, 2 s on FAT), so such a check is not reused.
-RACY_STAT_NS = 2_000_000_000
 
 _NOT_TRIED = object()
 
@@ -68,12 +62,6 @@ class Services:
     _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
     # The build id the last load was tried for, so a build that failed is not retried.
     _tried: object = field(default=_NOT_TRIED, init=False, repr=False)
-    # (index, corpus fingerprint, stale sources) of the last trustworthy check; swapped whole.
-    _stale: tuple[Index, tuple[tuple[str, int, int], ...], tuple[str, ...]] | None = field(
-        default=None, init=False, repr=False
-    )
-    # One hashing at a time: concurrent probes wait for it and reuse its result.
-    _stale_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -104,7 +92,6 @@ class Services:
         as no request holds it (at once when none does)."""
         old, self.current = self.current, snapshot
         self.error = self.reload_error = None
-        self._stale = None  # belongs to the previous index (and would keep it alive)
         if old is not None and old is not snapshot and old not in self._users:
             self._close_later(old)
 
@@ -123,6 +110,9 @@ class Services:
         if version == self._tried:
             return
         self._tried = version
+        if self.current is not None and version == self.current.build_id:
+            self.reload_error = None  # the served build is back in place: nothing to load
+            return
         try:
             snapshot = await anyio.to_thread.run_sync(load_snapshot, self.settings)
         except Exception as exc:
@@ -174,7 +164,6 @@ class Services:
         snapshots = {*self._users, *([self.current] if self.current is not None else [])}
         self.current = None
         self._users.clear()
-        self._stale = None
         for snapshot in snapshots:
             self._close_later(snapshot)
         if self._closing:
@@ -195,23 +184,6 @@ class Services:
                 raise BadQuery(f"a user message is longer than {limit} characters", field=field)
             if not messages[n].content.strip():
                 raise BadQuery("a user message must not be blank", field=field)
-
-    def stale_sources(self, index: Index) -> list[str]:
-        """The index's stale sources; re-hashes the corpus only when file stats change."""
-        corpus = Path(self.settings.corpus_dir)
-        try:
-            fingerprint = corpus_fingerprint(corpus)
-        except OSError:  # a file vanished while listing: nothing stable to cache under
-            return index.stale_sources(corpus)
-        with self._stale_lock:
-            cached = self._stale
-            if cached is not None and cached[0] is index and cached[1] == fingerprint:
-                return list(cached[2])
-            checked_at = time.time_ns()
-            stale = index.stale_sources(corpus)
-            if all(mtime < checked_at - RACY_STAT_NS for _, _, mtime in fingerprint):
-                self._stale = (index, fingerprint, tuple(stale))
-            return stale
 
 
 @dataclass(frozen=True)
@@ -242,7 +214,8 @@ class Session:
         return self.retriever.index.document(doc_id)
 
     def stale_sources(self) -> list[str]:
-        return self.svc.stale_sources(self.retriever.index)
+        """The index's stale sources; re-hashes the corpus only when file stats change."""
+        return self.snapshot.stale_sources(Path(self.settings.corpus_dir))
 
     def query(self, text: str, k: int, field: str = "query") -> str:
         """The stripped query, checked as the schema describes it: not blank, and at most

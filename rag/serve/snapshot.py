@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
 from rag.errors import IndexDamaged, RagError
-from rag.index.manifest import Manifest
+from rag.index.manifest import Manifest, corpus_fingerprint
 from rag.search.retriever import Retriever
 from rag.serve.batching import MicroBatcher
 
@@ -27,6 +29,9 @@ log = logging.getLogger(__name__)
 
 # Loads retried when the directory is swapped again while one is being read.
 LOAD_ATTEMPTS = 3
+# A file changed this close to a staleness check may change again with the same size and
+# mtime (timestamps are 1-10 ms coarse on Linux, 2 s on FAT), so such a check is not reused.
+RACY_STAT_NS = 2_000_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,6 +47,13 @@ class Snapshot:
     loaded_at: str
     # Whether closing the snapshot closes the index too: an injected retriever is its owner's.
     owned: bool = True
+    # The last trustworthy staleness check: (corpus fingerprint, stale sources). A memo, not
+    # state: kept with the index it is about, so that it goes with it.
+    _stale: list[tuple[tuple[tuple[str, int, int], ...], tuple[str, ...]]] = field(
+        default_factory=list, repr=False
+    )
+    # One hashing at a time: concurrent probes wait for it and reuse its result.
+    _stale_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def of(cls, retriever: Retriever, settings: Settings, *, owned: bool = True) -> Snapshot:
@@ -77,6 +89,22 @@ class Snapshot:
     @property
     def manifest(self) -> Manifest:
         return self.retriever.index.manifest
+
+    def stale_sources(self, corpus_dir: Path) -> list[str]:
+        """Sources changed since the build; re-hashes the corpus only when file stats change."""
+        index = self.retriever.index
+        try:
+            fingerprint = corpus_fingerprint(corpus_dir)
+        except OSError:  # a file vanished while listing: nothing stable to cache under
+            return index.stale_sources(corpus_dir)
+        with self._stale_lock:
+            if self._stale and self._stale[0][0] == fingerprint:
+                return list(self._stale[0][1])
+            checked_at = time.time_ns()
+            stale = index.stale_sources(corpus_dir)
+            if all(mtime < checked_at - RACY_STAT_NS for _, _, mtime in fingerprint):
+                self._stale[:] = [(fingerprint, tuple(stale))]
+            return stale
 
     async def close(self) -> None:
         """Stop the batcher and close the index's files (once no request holds the snapshot).
