@@ -10,7 +10,6 @@ searches, answers and logs against one index even when a swap happens meanwhile.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import sys
 import threading
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
-from rag.errors import IndexDamaged, RagError
+from rag.errors import RagError
 from rag.index.manifest import Manifest, corpus_fingerprint
 from rag.search.retriever import Retriever
 from rag.serve.batching import MicroBatcher
@@ -58,16 +57,11 @@ class Snapshot:
     @classmethod
     def of(cls, retriever: Retriever, settings: Settings, *, owned: bool = True) -> Snapshot:
         """A snapshot of a loaded retriever; reads the document list (blocking: call from a
-        thread). A metadata database that cannot be read raises IndexDamaged."""
+        thread; damaged metadata raises IndexDamaged)."""
         single_threaded_kernels()
         index = retriever.index
-        try:
-            counts = index.chunk_counts()
-            docs = index.documents()
-        except sqlite3.DatabaseError as exc:
-            raise IndexDamaged(
-                index.path, "meta.sqlite", "is not a readable SQLite database", str(exc)
-            ) from exc
+        counts = index.chunk_counts()
+        docs = index.documents()
         documents = tuple(
             {"id": d.id, "title": d.title, "source": d.source, "sections": d.outline,
              "chunks": counts.get(d.id, 0)}
