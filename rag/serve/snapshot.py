@@ -49,10 +49,10 @@ class Snapshot:
     # The last trustworthy staleness check: (corpus fingerprint, stale sources). A memo, not
     # state: kept with the index it is about, so that it goes with it.
     _stale: list[tuple[tuple[tuple[str, int, int], ...], tuple[str, ...]]] = field(
-        default_factory=list, repr=False
+        default_factory=list, init=False, repr=False
     )
     # One hashing at a time: concurrent probes wait for it and reuse its result.
-    _stale_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stale_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def of(cls, retriever: Retriever, settings: Settings, *, owned: bool = True) -> Snapshot:
