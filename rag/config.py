@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # default: it costs minutes and GiBs on a large corpus for little gain (docs/evaluation.md).
     adapt: bool = False
     k: int = Field(5, ge=1, le=50)
+    # The first sentence of an answer to a question the corpus does not cover; what the corpus
+    # lacks and what it does cover follow it (rag.search.coverage).
+    not_covered: str = Field("The documents don't answer this question.", min_length=1)
     max_k: int = Field(50, ge=1)
     max_query_chars: int = Field(1000, ge=1)
     max_body_bytes: int = Field(64 * 1024, ge=1024)

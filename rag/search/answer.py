@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -70,10 +71,18 @@ class AnswerSentence:
 
 @dataclass
 class Answer:
-    """The answer text with [n] markers, and its sentences."""
+    """The answer text with [n] markers, and its sentences.
+
+    ``answered`` is False when the corpus does not answer the question: ``text`` then says so
+    (and what the corpus covers) and ``sentences`` is empty. ``note`` qualifies an answer, e.g.
+    that the guide the question names does not mention what it asks about.
+    """
 
     text: str
     sentences: list[AnswerSentence]
+    answered: bool = True
+    note: str | None = None
+    coverage: dict[str, Any] | None = None
 
 
 def build_answer(

@@ -18,9 +18,33 @@ from rag.ingest.chunking import Chunk
 from rag.models.embedder import Embedder
 from rag.models.query import load_query_embedder
 from rag.search.answer import Answer, AnswerConfig, build_answer
+from rag.search.coverage import Coverage, CoverageConfig, Vocabulary, assess, content_words
 from rag.search.fusion import FusionConfig, fuse
 from rag.search.subjects import SubjectFinder
 from rag.search.types import MODES, Filters, Hit, Mode, SearchResult
+
+# What an answer says first when the corpus does not answer the question (RAG_NOT_COVERED).
+NOT_COVERED = "The documents don't answer this question."
+# A refusal lists this many of the corpus's titles, then how many more there are.
+COVERED_TITLES = 8
+
+
+def not_covered_message(coverage: Coverage, titles: Sequence[str], lead: str = NOT_COVERED) -> str:
+    """The refusal: that the documents don't answer it, which words they lack, what they cover."""
+    parts = [lead.strip()]
+    if coverage.missing:
+        parts.append(f"They don't mention {_join(coverage.missing)}.")
+    if titles:
+        shown = list(dict.fromkeys(titles))
+        more = len(shown) - COVERED_TITLES
+        listed = "; ".join(shown[:COVERED_TITLES]) + (f"; and {more} more" if more > 0 else "")
+        parts.append(f"They cover: {listed}.")
+    return " ".join(parts)
+
+
+def _join(words: Sequence[str]) -> str:
+    quoted = [f"“{w}”" for w in words]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 class Retriever:
@@ -33,6 +57,8 @@ class Retriever:
         *,
         fusion: FusionConfig | None = None,
         answers: AnswerConfig | None = None,
+        coverage: CoverageConfig | None = None,
+        not_covered: str = NOT_COVERED,
         max_k: int = 50,
         max_query_chars: int = 1000,
     ) -> None:
@@ -53,6 +79,10 @@ class Retriever:
         self.max_k = max_k
         self.max_query_chars = max_query_chars
         self._roles: tuple[Any, dict[str, str]] | None = None
+        self.coverage_config = coverage or CoverageConfig()
+        self.not_covered = not_covered
+        self._vocabulary: Vocabulary | None = None
+        self._titles: list[str] | None = None
         # A document's rows, read from SQLite once: the index never changes under a Retriever.
         self._doc_rows: dict[str, np.ndarray] = {}
 
@@ -72,11 +102,17 @@ class Retriever:
             load_query_embedder(settings, index),
             max_k=settings.max_k,
             max_query_chars=settings.max_query_chars,
+            not_covered=settings.not_covered,
         )
 
     def answer(self, result: SearchResult) -> Answer:
-        """The extractive answer to a search, reusing its query vector and stored sentences."""
-        return build_answer(
+        """The extractive answer to a search, reusing its query vector and stored sentences;
+        or, when the corpus does not answer the question, a message that says so."""
+        coverage = self.coverage(result)
+        if not coverage.answered:
+            text = not_covered_message(coverage, self.titles(), self.not_covered)
+            return Answer(text, [], answered=False, coverage=coverage.as_dict())
+        answer = build_answer(
             result.query,
             result.hits,
             self.embedder,
@@ -85,6 +121,61 @@ class Retriever:
             config=self.answers,
             text_profile=self.index.manifest.text_profile,
         )
+        answer.coverage = coverage.as_dict()
+        answer.note = self._unmentioned_aspect(result.query)
+        return answer
+
+    def coverage(self, result: SearchResult) -> Coverage:
+        """Whether the corpus answers the search's question (rag.search.coverage)."""
+        best = dict(result.best)
+        if "dense" not in best or ("sentence" not in best and self.index.sentences is not None):
+            # A BM25-only (or sentence-only) search measured no cosine: measure it now.
+            vector = result.vector if result.vector is not None else self.encode([result.query])[0]
+            if "dense" not in best:
+                top = self._dense(vector, 1, None)
+                best["dense"] = top[0][1] if top else 0.0
+            if "sentence" not in best and self.index.sentences is not None:
+                top = self._sentence(vector, 1, None)
+                best["sentence"] = top[0][1] if top else 0.0
+        dense = best.get("dense", 0.0)
+        return assess(
+            result.query,
+            result.hits,
+            dense,
+            best.get("sentence", dense),
+            self.vocabulary(),
+            self.coverage_config,
+        )
+
+    def vocabulary(self) -> Vocabulary:
+        """The corpus's words, read from the BM25 index once."""
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary(self.index.bm25)
+        return self._vocabulary
+
+    def titles(self) -> list[str]:
+        """Every document title, in index order."""
+        if self._titles is None:
+            self._titles = [d.title for d in self.index.documents()]
+        return self._titles
+
+    def _unmentioned_aspect(self, query: str) -> str | None:
+        """When the question names one document and asks about words that document never
+        uses ("skills" of a guide that lists none), say so: the answer then quotes others."""
+        named = self.named_document(query)
+        if named is None:
+            return None
+        doc = self.index.document(named)
+        title_tokens = {t for _, t in content_words(doc.title)}
+        doc_tokens = set(query_tokens(doc.text))
+        absent = [
+            w for w, t in content_words(query) if t not in title_tokens and t not in doc_tokens
+        ]
+        # Words the question shares with no document are no aspect of this one in particular.
+        absent = [w for w in absent if self.vocabulary().has(query_tokens(w)[0])]
+        if not absent:
+            return None
+        return f"The {doc.title} guide does not mention {_join(absent)}; the passages below are the closest."
 
     # ------------------------------------------------------------------ validation
 
@@ -159,8 +250,9 @@ class Retriever:
         prior = self.rows_for_doc(named) if named else None
         fused = fuse(rankings, mode, self.fusion, prior, bm25)
         hits = self._materialise(fused, k)
+        best = {name: rankings[name][0][1] for name in ("dense", "sentence") if rankings.get(name)}
         took = (time.perf_counter() - t0) * 1000
-        return SearchResult(query, hits, took, mode, {"search_ms": took}, vector)
+        return SearchResult(query, hits, took, mode, {"search_ms": took}, vector, best)
 
     def _dense(
         self, vector: np.ndarray, n: int, rows: np.ndarray | None

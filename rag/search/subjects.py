@@ -33,8 +33,14 @@ _STOP = frozenset(
     were be been being am do does did done doing have has had having can could should would
     will shall may might must need needs needed want wants become becoming becomes get gets
     make makes made earn earns earned pay pays paid hire hires hiring work works working take
-    takes like more most less least very really typically usually often there here not""".split()
+    takes like more most less least very really typically usually often there here not
+    whenever wherever whatever whichever whoever however whether while until since because
+    although though unless just""".split()
 )
+
+
+# The same words, for the lexical evidence of whether the corpus covers a question.
+QUESTION_WORDS = _STOP
 
 
 @dataclass(frozen=True)

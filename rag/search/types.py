@@ -57,3 +57,5 @@ class SearchResult:
     mode: str = "hybrid"
     timings: dict[str, float] = field(default_factory=dict)
     vector: np.ndarray | None = None
+    # The best passage and sentence cosines among the rows searched: evidence of coverage.
+    best: dict[str, float] = field(default_factory=dict)
