@@ -178,6 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser(
+        "report",
+        parents=[json_opt],
+        help="coverage report of the query log for the owners of the guides",
+    )
+    p.add_argument("--data", metavar="DIR", help="data directory (RAG_DATA_DIR)")
+    p.add_argument(
+        "--index", metavar="DIR", help="index directory, for its documents (RAG_INDEX_DIR)"
+    )
+    p.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only queries since a date (2026-11-01) or within a duration back from now (7d)",
+    )
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained page")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="also write one CSV of every section")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
         "documents", parents=[index_opts, json_opt], help="list the indexed documents"
     )
     p.set_defaults(func=cmd_documents)
@@ -463,6 +481,45 @@ def cmd_log(args: argparse.Namespace) -> int:
     else:
         format_summary = _optional_import("rag.serve.querylog", "format_summary", "the query log")
         print(format_summary(data))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Report what readers asked, what went unanswered or disliked, and what was cited."""
+    from rag.config import get_settings
+    from rag.errors import BadQuery
+    from rag.serve.report import (
+        build_report,
+        format_report,
+        index_documents,
+        parse_since,
+        render_html,
+        write_csv,
+    )
+
+    settings = get_settings(data_dir=args.data, index_dir=args.index)
+    try:
+        since = parse_since(args.since) if args.since is not None else None
+    except BadQuery as exc:
+        raise UsageError(f"argument --since: {exc}") from None
+    documents, missing = None, None
+    try:
+        documents = index_documents(settings.index_dir)
+    except (RagError, OSError) as exc:
+        # The rest of the report needs only the log: say what is missing and go on.
+        missing = " ".join(str(exc).split())
+        _warn(f"no list of documents, so no never-cited section: {missing}")
+    report = build_report(settings.data_dir, documents, since=since, documents_missing=missing)
+    if args.html is not None:
+        args.html.write_text(render_html(report), encoding="utf-8")
+        print(f"{PROG}: HTML report written to {args.html}", file=sys.stderr)
+    if args.csv is not None:
+        write_csv(report, args.csv)
+        print(f"{PROG}: CSV report written to {args.csv}", file=sys.stderr)
+    if args.json:
+        terminal.print_json(report)
+    else:
+        print(format_report(report))
     return 0
 
 

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, PROFILES
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# A shorter admin token could be guessed: /admin is reachable by anyone who reaches the server.
+MIN_ADMIN_TOKEN = 16
 
 
 class Settings(BaseSettings):
@@ -87,6 +89,17 @@ class Settings(BaseSettings):
     # and switches to it without a restart (rag.serve.reload); off: it keeps the index it
     # started with.
     reload: bool = True
+    # Plain str, not SecretStr: several workers get the settings through the environment
+    # (rag.serve.runner), where SecretStr would arrive masked. repr=False keeps it out of logs.
+    admin_token: str = Field(
+        "",
+        repr=False,
+        description=(
+            "Token for the coverage report at /admin (sent as `Authorization: Bearer TOKEN`, or "
+            "typed into the /admin/login form). Empty: /admin is off and answers 404. At least "
+            f"{MIN_ADMIN_TOKEN} characters."
+        ),
+    )
 
     @field_validator("text_profile")
     @classmethod
@@ -107,6 +120,16 @@ class Settings(BaseSettings):
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_token(cls, value: str) -> str:
+        value = value.strip()
+        if value and len(value) < MIN_ADMIN_TOKEN:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN} characters (or empty to turn /admin off)"
+            )
         return value
 
     @field_validator("rate_limit")

@@ -180,5 +180,7 @@ def settings_error(exc: Any) -> str:
         field = ".".join(str(p) for p in e.get("loc", ()))
         value = e.get("input")
         shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        if field == "admin_token":  # a secret, even a bad one, is not echoed to a terminal
+            shown = ""
         parts.append(f"RAG_{field.upper()}{shown}: {e.get('msg', 'invalid')}")
     return "invalid setting " + "; ".join(parts)

@@ -55,12 +55,15 @@ def test_querylog_stores_every_field(tmp_path: Path) -> None:
     qlog.record(rec)
     qlog.close()
     [row] = rows(tmp_path, "SELECT * FROM queries")
-    _, ts, query_id, endpoint, query, chunk_ids, scores, n, top, latency, built, model = row
+    _, ts, query_id, endpoint, query, chunk_ids, scores, n, top, latency, built, model, answered = (
+        row
+    )
     assert (query_id, endpoint, query) == (rec.query_id, "ask", rec.query)
     assert json.loads(chunk_ids) == ["doc:0", "doc:1"]
     assert json.loads(scores) == [0.5, 0.25]
     assert (n, top, latency) == (2, 0.5, 12.5)
     assert (built, model) == ("2026-01-01T00:00:00+00:00", "test-model")
+    assert answered is None  # the record did not say
     assert ts.startswith("20")
 
 

@@ -37,6 +37,7 @@ from rag.serve.pages import router as pages_router
 from rag.serve.querylog import QueryLog
 from rag.serve.reload import keep_current
 from rag.serve.routes import ROUTERS
+from rag.serve.routes.admin import LOGIN_PATH
 from rag.serve.schemas import MAX_K
 from rag.serve.services import Services
 
@@ -131,7 +132,10 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
     add_error_handlers(app)
     # Each add_middleware wraps what is there: the last added runs first.
     app.add_middleware(
-        BodyGuard, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+        BodyGuard,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        form_paths=(LOGIN_PATH,),
     )
     # Before the body is read: a client over its rate costs nothing more.
     app.add_middleware(RateLimit, rate=settings.rate_limit)

@@ -1,4 +1,5 @@
-"""Per-client rate limits on the query and feedback endpoints (the ``rate_limit`` setting).
+"""Per-client rate limits on the query and feedback endpoints and on the admin sign-in (the
+``rate_limit`` setting).
 
 Counting is the `limits` library's moving window in process memory: a client may make at most
 N requests to one endpoint in any window of the given length, not N per clock minute (which
@@ -21,7 +22,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from rag.serve.errors import error_response
 
-LIMITED_PATHS = frozenset({"/search", "/ask", "/chat", "/feedback"})
+# /admin/login too: the rate is also how many admin tokens a client may try.
+LIMITED_PATHS = frozenset({"/search", "/ask", "/chat", "/feedback", "/admin/login"})
 
 
 class RateLimit:

@@ -3,7 +3,7 @@ every request body is read, bounded and checked before the app sees it."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 import anyio
@@ -26,13 +26,21 @@ class BodyGuard:
     A body over the limit gets 413 whatever its Content-Length says (chunked uploads have none),
     a body that has not all arrived within ``timeout_s`` gets 408 and the connection is closed
     (uvicorn has no body deadline: a client could hold a request open forever), and a JSON body
-    that is not UTF-8 gets 400, all naming the field ``body``.
+    that is not UTF-8 gets 400, all naming the field ``body``. Only the paths in ``form_paths``
+    (the /admin sign-in form) also take an HTML form's urlencoded body.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        timeout_s: float = 15.0,
+        form_paths: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
+        self.form_paths = frozenset(form_paths)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -70,9 +78,13 @@ class BodyGuard:
         body = b"".join(chunks)
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         is_json = content_type.endswith((b"/json", b"+json"))
-        if body and not is_json and scope["method"] in ("POST", "PUT", "PATCH"):
-            # Every endpoint that takes a body takes JSON (and FastAPI parses none without a
-            # JSON Content-Type): say so, rather than fail validation of a body never parsed.
+        is_form = (
+            content_type == b"application/x-www-form-urlencoded"
+            and scope["path"] in self.form_paths
+        )
+        if body and not (is_json or is_form) and scope["method"] in ("POST", "PUT", "PATCH"):
+            # Every endpoint that takes a body takes JSON, the sign-in form aside (and FastAPI
+            # parses none without a JSON Content-Type): say so, rather than fail validation.
             name = content_type.decode("latin-1") or "sent without a Content-Type"
             detail = f"the body is {name}, but this endpoint takes application/json"
             unsupported = error_response(415, detail, "body", kind="unsupported_media_type")

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS queries (
     top_score REAL,
     latency_ms REAL NOT NULL,
     index_built_at TEXT,
-    model TEXT
+    model TEXT,
+    answered INTEGER
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY,
@@ -67,6 +68,8 @@ _ONE_RATING = """
 DELETE FROM feedback WHERE id NOT IN (SELECT MAX(id) FROM feedback GROUP BY query_id);
 CREATE UNIQUE INDEX IF NOT EXISTS feedback_one_per_query ON feedback(query_id);
 """
+# Columns added after the first release, in order: (name, type). Old rows read NULL.
+_ADDED_COLUMNS = (("answered", "INTEGER"),)
 # Retention runs at most this often, and after max_rows / 10 new records, whichever comes first.
 PRUNE_EVERY_S = 60.0
 
@@ -91,6 +94,8 @@ class QueryRecord:
     index_built_at: str | None = None
     model: str | None = None
     ts: str = field(default_factory=lambda: _now())
+    # Whether an answer was given (/ask, /chat); None where none is asked for (/search).
+    answered: bool | None = None
 
     def row(self) -> tuple[Any, ...]:
         """The values of one ``queries`` row, in column order after ``id``."""
@@ -107,6 +112,7 @@ class QueryRecord:
             round(float(self.latency_ms), 3),
             self.index_built_at,
             self.model,
+            None if self.answered is None else int(self.answered),
         )
 
 
@@ -136,8 +142,23 @@ def _connect(path: Path) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
     con.executescript(_SCHEMA)
+    _add_missing_columns(con)
     con.executescript(_ONE_RATING)
     return con
+
+
+def _add_missing_columns(con: sqlite3.Connection) -> None:
+    """Bring a log written by older code up to the current columns (all nullable)."""
+    have = {row[1] for row in con.execute("PRAGMA table_info(queries)")}
+    for name, kind in _ADDED_COLUMNS:
+        if name in have:
+            continue
+        try:
+            con.execute(f"ALTER TABLE queries ADD COLUMN {name} {kind}")
+        except sqlite3.OperationalError as exc:
+            # Another server process sharing the file added it first.
+            if "duplicate column" not in str(exc):
+                raise
 
 
 class QueryLog:
@@ -252,8 +273,8 @@ class QueryLog:
         with self._con:
             self._con.executemany(
                 "INSERT OR IGNORE INTO queries (ts, query_id, endpoint, query, chunk_ids, scores,"
-                " n_results, top_score, latency_ms, index_built_at, model)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " n_results, top_score, latency_ms, index_built_at, model, answered)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [rec.row() for rec in records],
             )
 
@@ -283,8 +304,8 @@ class QueryLog:
 # --------------------------------------------------------------------------- reading
 
 
-def _percentile(sorted_values: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile of already sorted values."""
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile of already sorted values (None when there are none)."""
     if not sorted_values:
         return None
     rank = max(1, math.ceil(p / 100 * len(sorted_values)))
@@ -317,12 +338,12 @@ def summary(data_dir: Path, *, low_score: float = LOW_SCORE) -> dict[str, Any]:
         ):
             latencies.setdefault(endpoint, []).append(ms)
         everything = sorted(ms for values in latencies.values() for ms in values)
-        out["latency_ms"] = {"p50": _percentile(everything, 50), "p95": _percentile(everything, 95)}
+        out["latency_ms"] = {"p50": percentile(everything, 50), "p95": percentile(everything, 95)}
         out["by_endpoint"] = {
             endpoint: {
                 "count": len(values),
-                "p50_ms": _percentile(values, 50),
-                "p95_ms": _percentile(values, 95),
+                "p50_ms": percentile(values, 50),
+                "p95_ms": percentile(values, 95),
             }
             for endpoint, values in sorted(latencies.items())
         }

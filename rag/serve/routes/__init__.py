@@ -1,7 +1,8 @@
 """One router per resource; handlers parse, call the services and format."""
 
-from rag.serve.routes import chat, documents, feedback, search, service
+from rag.serve.routes import admin, chat, documents, feedback, search, service
 
 ROUTERS = (search.router, chat.router, documents.router, service.router, feedback.router)
+ROUTERS += (admin.router,)
 
 __all__ = ["ROUTERS"]
