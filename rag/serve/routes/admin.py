@@ -91,8 +91,9 @@ Admin = Annotated[Services, Depends(admin)]
 async def _report(svc: Services, since: str | None, render: Any = None) -> Any:
     """The report dict (or ``render`` of it), built from the log in a worker thread."""
     when = parse_since(since) if since and since.strip() else None
-    if svc.retriever is not None:
-        documents, missing = svc.documents, None
+    current = svc.current  # the document list only: no request count is needed to read it
+    if current is not None:
+        documents, missing = list(current.documents), None
     else:
         documents, missing = None, svc.error or "the index is still loading"
 
