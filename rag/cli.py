@@ -396,6 +396,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             {
                 "query": result.query,
                 "answer": answer.text,
+                "answered": answer.answered,
+                "note": answer.note,
                 "results": hits_json(result.hits, settings.public_url.rstrip("/")),
                 "took_ms": round(took_ms, 2),
             }
@@ -406,10 +408,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     out = terminal.console()
     body = Text(answer.text or "No sentence in the top passages answers this question.")
-    out.print(Panel(body, title="Answer", title_align="left", border_style="green"))
+    if answer.note:
+        body = Text(f"{answer.note}\n\n") + body
+    title, colour = ("Answer", "green") if answer.answered else ("Not covered", "yellow")
+    out.print(Panel(body, title=title, title_align="left", border_style=colour))
     cited = {s.ref for s in answer.sentences}
     shown = [h for h in result.hits if h.rank in cited] or result.hits
-    out.print(f"Sources ({took_ms:.0f} ms)", style="bold")
+    heading = "Sources" if answer.answered else "Nearest passages (they may not answer it)"
+    out.print(f"{heading} ({took_ms:.0f} ms)", style="bold")
     for hit in shown:
         terminal.print_hit(out, hit)
     return 0

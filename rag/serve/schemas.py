@@ -209,11 +209,24 @@ class SearchResponse(BaseModel):
     query_id: str
 
 
+ANSWERED = (
+    "false when the documents do not answer the question: `answer` then says so, names the "
+    "words they lack and lists what they cover; `results` are the nearest passages, which may "
+    "not answer it"
+)
+NOTE = (
+    "a caveat on the answer, e.g. that the guide the question names does not mention what it "
+    "asks about, so the answer quotes the closest passages"
+)
+
+
 class AskResponse(BaseModel):
     """An extractive answer; its `[n]` markers cite `results[n-1]`."""
 
     query: str
     answer: str
+    answered: bool = Field(description=ANSWERED)
+    note: str | None = Field(None, description=NOTE)
     results: list[SearchHit]
     query_id: str
     took_ms: float
@@ -223,6 +236,8 @@ class ChatResponse(BaseModel):
     """The answer to the last message; `query` is what the conversation resolved to."""
 
     answer: str
+    answered: bool = Field(description=ANSWERED)
+    note: str | None = Field(None, description=NOTE)
     results: list[SearchHit]
     query: str
     query_id: str

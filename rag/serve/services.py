@@ -28,6 +28,7 @@ from rag.config import Settings
 from rag.errors import BadQuery, IndexDamaged, IndexNotFound, RagError
 from rag.index.store import DocumentInfo
 from rag.present import hits_json
+from rag.search.answer import Answer
 from rag.search.chat import resolve_query
 from rag.search.retriever import Retriever
 from rag.search.types import Filters, Hit, SearchResult
@@ -252,19 +253,29 @@ class Session:
         )
         return await anyio.to_thread.run_sync(resolve, limiter=self.svc.search_slots)
 
-    async def answer(self, result: SearchResult) -> str:
-        """The extractive answer, built in a worker thread from the index's sentence vectors."""
-        answer = await anyio.to_thread.run_sync(self.retriever.answer, result)
-        return answer.text
+    async def answer(self, result: SearchResult) -> Answer:
+        """The extractive answer (or the "not covered" one), built in a worker thread from the
+        index's sentence vectors."""
+        return await anyio.to_thread.run_sync(self.retriever.answer, result)
 
     def results(self, hits: Sequence[Hit]) -> list[dict[str, Any]]:
         """Hits in their JSON form."""
         return hits_json(list(hits), self.svc.base_url)
 
-    def log_query(self, endpoint: str, query: str, hits: Sequence[Hit], started: float) -> str:
-        """Queue a query-log record; returns the new query id."""
+    def log_query(
+        self,
+        endpoint: str,
+        query: str,
+        hits: Sequence[Hit],
+        started: float,
+        *,
+        answered: bool | None = None,
+        query_id: str | None = None,
+    ) -> str:
+        """Queue a query-log record (``answered``: None for a search, which has no answer);
+        returns its query id, new unless given."""
         manifest = self.snapshot.manifest
-        query_id = uuid.uuid4().hex
+        query_id = query_id or new_query_id()
         self.svc.querylog.record(
             QueryRecord(
                 query_id=query_id,
@@ -275,9 +286,15 @@ class Session:
                 latency_ms=ms_since(started),
                 index_built_at=manifest.built_at,
                 model=manifest.model,
+                answered=answered,
             )
         )
         return query_id
+
+
+def new_query_id() -> str:
+    """A fresh query id, for a record logged later (a streamed answer)."""
+    return uuid.uuid4().hex
 
 
 def ms_since(started: float) -> float:

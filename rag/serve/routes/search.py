@@ -38,6 +38,7 @@ async def ask(body: AskRequest, svc: Ready) -> dict[str, Any]:
     query = svc.query(body.query, body.k)
     result = await svc.search(query, body.k, body.filters.to_filters())
     answer = await svc.answer(result)
-    query_id = svc.log_query("ask", query, result.hits, started)
-    return {"query": query, "answer": answer, "results": svc.results(result.hits),
-            "query_id": query_id, "took_ms": ms_since(started)}  # fmt: skip
+    query_id = svc.log_query("ask", query, result.hits, started, answered=answer.answered)
+    return {"query": query, "answer": answer.text, "answered": answer.answered,
+            "note": answer.note, "results": svc.results(result.hits), "query_id": query_id,
+            "took_ms": ms_since(started)}  # fmt: skip

@@ -327,9 +327,21 @@
           card.insertBefore(el("p", { class: "notice" },
             "The guides don't answer that directly, but these passages may help."),
           card.querySelector(".sources"));
+        } else if (data.answered === false) {
+          // The documents don't answer it: say so plainly, and that the sources are only near.
+          answerEl.remove();
+          card.classList.add("not-covered");
+          card.insertBefore(el("p", { class: "notice not-covered-answer", role: "status" },
+            el("strong", {}, "Not covered. "), final), card.querySelector(".sources"));
+          card.insertBefore(el("p", { class: "sources-note" },
+            "The nearest passages are below; they may not answer your question."),
+          card.querySelector(".sources"));
         } else {
           renderAnswerText(answerEl, final, results);
           if (!answerEl.isConnected) card.insertBefore(answerEl, card.querySelector(".sources"));
+          if (data.note) {
+            card.insertBefore(el("p", { class: "answer-note" }, data.note), answerEl);
+          }
         }
         if (queryId) card.append(feedbackBar(queryId));
         history.push({ role: "user", content: question },

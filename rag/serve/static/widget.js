@@ -91,6 +91,7 @@ border:1px solid var(--crw-border);vertical-align:1px}
 border-top-color:var(--crw-accent);animation:crw-spin .8s linear infinite}
 @keyframes crw-spin{to{transform:rotate(360deg)}}
 .note{margin:0;color:var(--crw-muted)}
+.not-covered{margin:0;padding:8px 10px;border-radius:8px;border-left:3px solid var(--crw-muted);background:rgba(127,127,127,.12)}
 .error{margin:0;padding:8px 10px;border-radius:8px;background:var(--crw-danger-soft);color:var(--crw-danger)}
 .src-title{margin:12px 0 6px;font-size:11.5px;font-weight:700;letter-spacing:.05em;
 text-transform:uppercase;color:var(--crw-muted)}
@@ -399,9 +400,16 @@ background:var(--crw-accent);color:var(--crw-on-accent)}
         } else if (!final.trim()) {
           answer.remove();
           box.prepend(h("p", { class: "note" }, "The guides don't answer that directly; these passages may help."));
+        } else if (d.answered === false) {
+          // The documents don't answer it: say so plainly; the sources are only the nearest.
+          answer.remove();
+          box.classList.add("uncovered");
+          box.prepend(h("p", { class: "not-covered", role: "status" }, h("strong", {}, "Not covered. "), final),
+            h("p", { class: "note" }, "The nearest passages are below; they may not answer your question."));
         } else {
           answerText(answer, final, results);
           if (!answer.isConnected) box.prepend(answer);
+          if (d.note) answer.before(h("p", { class: "note" }, d.note));
         }
         if (queryId) box.append(feedback(queryId));
         history.push({ role: "user", content: question }, { role: "assistant", content: final });
