@@ -468,3 +468,36 @@ def test_pages_are_served_with_a_content_security_policy(real_server: LiveServer
     assert httpx.get(f"{real_server.url}/web/..%2Fapi.py").status_code == 404
     assert httpx.get(f"{real_server.url}/web/chat.js").status_code == 200
     assert (ROOT / "rag" / "serve" / "static" / "widget.js").stat().st_size < 30 * 1024
+
+
+def test_widget_and_chat_page_show_a_question_the_guides_do_not_cover(
+    tab: Tab, real_server: LiveServer, sites: Sites
+) -> None:
+    page = tab.page
+    page.goto(f"{sites.allowed.origin}/careers.html")
+    answer = ask_widget(page, "How do I make a sourdough starter?")
+    wait_settled(answer)
+    refusal = answer.locator(".not-covered")
+    expect(refusal).to_contain_text("Not covered.")
+    expect(refusal).to_contain_text("sourdough")
+    expect(answer).to_contain_text("they may not answer your question")
+    expect(answer.locator(".answer")).to_have_count(0)
+
+    page.goto(f"{real_server.url}/")
+    box = page.get_by_label("Your question")
+    box.fill("What is the capital of Australia?")
+    box.press("Enter")
+    wait_settled(page.locator("#conversation"))
+    turn = page.locator("article.msg-assistant").last
+    expect(turn.locator(".not-covered-answer")).to_contain_text("don't answer this question")
+    expect(turn.locator(".not-covered-answer")).to_contain_text("They cover:")
+    expect(turn.locator(".sources-note")).to_be_visible()
+    expect(turn.locator(".answer")).to_have_count(0)
+
+    box.fill("What does a lead data scientist do?")
+    box.press("Enter")
+    wait_settled(page.locator("#conversation"))
+    covered = page.locator("article.msg-assistant").last
+    expect(covered.locator(".answer")).to_contain_text(re.compile(r"\[\d\]"))
+    expect(covered.locator(".not-covered-answer")).to_have_count(0)
+    assert not tab.dialogs and not tab.errors

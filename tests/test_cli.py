@@ -599,7 +599,8 @@ def test_ask_json_answers_with_citations_into_results(
     code, out, err = run(capsys, "ask", "What is the salary for a senior ML engineer?", "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"query", "answer", "results", "took_ms"}
+    assert set(data) == {"query", "answer", "answered", "note", "results", "took_ms"}
+    assert data["answered"] is True
     refs = [int(n) for n in re.findall(r"\[(\d+)\]", data["answer"])]
     assert refs, data["answer"]
     assert set(refs) <= {r["rank"] for r in data["results"]}
@@ -614,6 +615,22 @@ def test_ask_human_output_shows_answer_and_its_sources(
     assert code == 0
     assert "Answer" in out and "Sources" in out
     assert re.search(r"^\[\d\] ML Fraud Detection Engineer.*\(.+\.txt:\d+-\d+\)", out, re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_ask_says_plainly_when_the_guides_do_not_cover_a_question(
+    capsys: pytest.CaptureFixture[str], real_env: Path
+) -> None:
+    code, out, err = run(capsys, "ask", "What skills does a plumber need?", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["answered"] is False
+    assert data["answer"].startswith("The documents don't answer this question.")
+    assert "“plumber”" in data["answer"] and "They cover: " in data["answer"]
+    assert "[1]" not in data["answer"] and data["results"]
+    code, out, _ = run(capsys, "ask", "How do I make a sourdough starter?")
+    assert code == 0
+    assert "Not covered" in out and "Nearest passages (they may not answer it)" in out
 
 
 @pytest.mark.slow

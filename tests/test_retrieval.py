@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,40 @@ def test_answer_reuses_the_query_vector_and_stored_sentence_vectors(
     fresh = build_answer(result.query, result.hits, fake_embedder)
     assert fake_embedder.calls == calls + 1
     assert [s.text for s in fresh.sentences]  # the slow path still answers
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question",
+    ["What is the capital of Australia?", "hi", "What skills does a plumber need?",
+     "How do I fix a flat bicycle tyre?"],
+)  # fmt: skip
+def test_real_off_topic_questions_are_not_answered(real_retriever: Retriever, question: str):
+    answer = real_retriever.answer(real_retriever.search(question, k=5))
+    assert answer.answered is False, answer.coverage
+    assert answer.sentences == [] and "[1]" not in answer.text
+    assert "Lead Data Scientist" in answer.text  # what the guides do cover
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question",
+    ["What does a lead data scientist do?", "How much does an ML engineer earn?",
+     "what skills does an ML fraud engineer need"],
+)  # fmt: skip
+def test_real_in_domain_questions_are_answered(real_retriever: Retriever, question: str):
+    answer = real_retriever.answer(real_retriever.search(question, k=5))
+    assert answer.answered is True, answer.coverage
+    assert re.search(r"\[\d\]", answer.text)
+
+
+@pytest.mark.slow
+def test_real_answer_says_when_the_named_guide_lacks_what_is_asked(real_retriever: Retriever):
+    answer = real_retriever.answer(
+        real_retriever.search("What skills does an ML fraud engineer need?", k=5)
+    )
+    assert answer.answered
+    assert answer.note == (
+        "The ML Fraud Detection Engineer guide does not mention “skills”; "
+        "the passages below are the closest."
+    )
