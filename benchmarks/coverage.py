@@ -34,7 +34,7 @@ TARGETS = {"answered": 0.95, "refused": 0.90}
 def signals() -> list[dict[str, Any]]:
     """Coverage signals of every in-domain and off-topic question on every corpus."""
     from rag.config import Settings
-    from rag.evaluation import load_questions
+    from rag.evaluation import load_questions, normalise
     from rag.search.retriever import Retriever
 
     off = [json.loads(line) for line in OFFTOPIC.read_text().splitlines() if line.strip()]
@@ -50,11 +50,21 @@ def signals() -> list[dict[str, Any]]:
             for q in load_questions(path)
         ]
         asked += [("off", o["id"], o["question"], o["kind"]) for o in off]
+        evidence = {
+            q.id: q.evidence
+            for path in corpus.sets
+            if "conversations" not in path.name
+            for q in load_questions(path)
+        }
         for cls, qid, question, kind in asked:
             result = retriever.search(question, 5)
-            cov = retriever.coverage(result)
+            answer = retriever.answer(result)
+            holds = bool(answer.answered) and any(
+                normalise(e) in normalise(answer.text) for e in evidence.get(qid, ()) if cls == "in"
+            )
             rows.append({"corpus": corpus.name, "cls": cls, "id": qid, "kind": kind,
-                         "question": question, **cov.as_dict()})  # fmt: skip
+                         "question": question, **(answer.coverage or {}),
+                         "holds_evidence": holds})  # fmt: skip
         retriever.index.close()
     return rows
 
@@ -76,6 +86,7 @@ def rates(rows: list[dict[str, Any]], answered: Any) -> dict[str, dict[str, floa
             "off": len(offs),
             "answered": sum(map(answered, ins)) / len(ins),
             "refused": sum(not answered(r) for r in offs) / len(offs),
+            "evidence": sum(bool(r.get("holds_evidence")) for r in ins),
         }
     return out
 
@@ -159,13 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{TARGETS['answered']:.0%}, refused ≥ {TARGETS['refused']:.0%}.",
         "",
         "| corpus | in-domain | answered (shipped) | refused (shipped) | answered (held out) "
-        "| refused (held out) |",
-        "|---|---|---|---|---|---|",
+        "| refused (held out) | answers holding evidence |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, s in ship.items():
         h = held[name]
         lines.append(f"| {name} | {s['in']} | {s['answered']:.3f} | {s['refused']:.3f} | "
-                     f"{h['answered']:.3f} | {h['refused']:.3f} |")  # fmt: skip
+                     f"{h['answered']:.3f} | {h['refused']:.3f} | "
+                     f"{s['evidence']} / {s['in']} |")  # fmt: skip
     lines += ["", "Held out: fitted without the corpus and half the off-topic set, scored on both.",
               "", f"Shipped config: `{asdict(c)}`", ""]  # fmt: skip
     wrong = [r for r in rows if (r["cls"] == "in") != r["answered"]]
