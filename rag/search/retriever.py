@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +42,17 @@ def not_covered_message(coverage: Coverage, titles: Sequence[str], lead: str = N
         listed = "; ".join(shown[:COVERED_TITLES]) + (f"; and {more} more" if more > 0 else "")
         parts.append(f"They cover: {listed}.")
     return " ".join(parts)
+
+
+def _other_guide_third(fused: list[dict[str, Any]], own: set[int]) -> list[dict[str, Any]]:
+    """``fused`` with its best row outside ``own`` at index 2 at the latest."""
+    place = 2
+    for i, entry in enumerate(fused):
+        if entry["row"] not in own:
+            if i > place:
+                fused = [*fused[:place], entry, *fused[place:i], *fused[i + 1 :]]
+            break
+    return fused
 
 
 def _join(words: Sequence[str]) -> str:
@@ -112,18 +125,37 @@ class Retriever:
         if not coverage.answered:
             text = not_covered_message(coverage, self.titles(), self.not_covered)
             return Answer(text, [], answered=False, coverage=coverage.as_dict())
-        answer = build_answer(
+        note = self._unmentioned_aspect(result.query)
+        if note is None:
+            answer = self._build_answer(result, result.hits, self.answers)
+        else:
+            # Half from the guide named (what it does say), half from the others (what it lacks).
+            named = self.named_document(result.query)
+            half = dataclasses.replace(
+                self.answers, max_sentences=max(1, self.answers.max_sentences // 2),
+                min_sentences=1,
+            )  # fmt: skip
+            own = [h for h in result.hits if h.chunk.doc_id == named]
+            other = [h for h in result.hits if h.chunk.doc_id != named]
+            parts = [self._build_answer(result, hits, half) for hits in (own, other) if hits]
+            sentences = [s for part in parts for s in part.sentences]
+            answer = Answer(" ".join(f"{s.text} [{s.ref}]" for s in sentences), sentences)
+        answer.coverage = coverage.as_dict()
+        answer.note = note
+        return answer
+
+    def _build_answer(
+        self, result: SearchResult, hits: Sequence[Hit], config: AnswerConfig
+    ) -> Answer:
+        return build_answer(
             result.query,
-            result.hits,
+            hits,
             self.embedder,
             query_vector=result.vector,
             index=self.index,
-            config=self.answers,
+            config=config,
             text_profile=self.index.manifest.text_profile,
         )
-        answer.coverage = coverage.as_dict()
-        answer.note = self._unmentioned_aspect(result.query)
-        return answer
 
     def coverage(self, result: SearchResult) -> Coverage:
         """Whether the corpus answers the search's question (rag.search.coverage)."""
@@ -159,23 +191,35 @@ class Retriever:
             self._titles = [d.title for d in self.index.documents()]
         return self._titles
 
-    def _unmentioned_aspect(self, query: str) -> str | None:
-        """When the question names one document and asks about words that document never
-        uses ("skills" of a guide that lists none), say so: the answer then quotes others."""
-        named = self.named_document(query)
+    def absent_aspect(self, query: str, named: str | None = None) -> tuple[str, list[str]] | None:
+        """(title, words) when the question names one document and asks about words that
+        document never uses but others do ("skills" of a guide that lists none)."""
+        named = named or self.named_document(query)
         if named is None:
             return None
-        doc = self.index.document(named)
-        title_tokens = {t for _, t in content_words(doc.title)}
-        doc_tokens = set(query_tokens(doc.text))
+        title, doc_tokens = self._document_words(named)
+        title_tokens = {t for _, t in content_words(title)}
+        vocab = self.vocabulary()
         absent = [
-            w for w, t in content_words(query) if t not in title_tokens and t not in doc_tokens
+            w
+            for w, t in content_words(query)
+            # Words no document uses are no aspect of this one in particular.
+            if t not in title_tokens and t not in doc_tokens and vocab.has(t)
         ]
-        # Words the question shares with no document are no aspect of this one in particular.
-        absent = [w for w in absent if self.vocabulary().has(query_tokens(w)[0])]
-        if not absent:
+        return (title, absent) if absent else None
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (one Retriever per index, kept for its life)
+    def _document_words(self, doc_id: str) -> tuple[str, frozenset[str]]:
+        doc = self.index.document(doc_id)
+        return doc.title, frozenset(query_tokens(doc.text))
+
+    def _unmentioned_aspect(self, query: str) -> str | None:
+        """The answer's note when the named guide lacks what the question asks about."""
+        found = self.absent_aspect(query)
+        if found is None:
             return None
-        return f"The {doc.title} guide does not mention {_join(absent)}; the passages below are the closest."
+        title, words = found
+        return f"The {title} guide does not mention {_join(words)}; the passages below are the closest."
 
     # ------------------------------------------------------------------ validation
 
@@ -249,6 +293,10 @@ class Retriever:
         named = self.named_document(query) if mode == "hybrid" and rows is None else None
         prior = self.rows_for_doc(named) if named else None
         fused = fuse(rankings, mode, self.fusion, prior, bm25)
+        if named and prior is not None and self.absent_aspect(query, named):
+            # The named guide lacks what is asked: the best passage of the other guides, which
+            # may have it ("skills" of ML engineers in general), is moved up to third place.
+            fused = _other_guide_third(fused, set(prior.tolist()))
         hits = self._materialise(fused, k)
         best = {name: rankings[name][0][1] for name in ("dense", "sentence") if rankings.get(name)}
         took = (time.perf_counter() - t0) * 1000
