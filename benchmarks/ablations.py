@@ -236,6 +236,20 @@ def zscore(
         fused += np.where(np.isin(rows, lab.retriever.rows_for_doc(doc)), role, 0.0)
     out = np.full(lab.n, -1e9)
     out[rows] = fused
+    if doc is not None and lab.retriever.absent_aspect(q.text, doc):
+        out = other_guide_third(out, lab.retriever.rows_for_doc(doc))
+    return out
+
+
+def other_guide_third(scores: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Retriever's rule for a named guide that lacks what is asked, on a score array: the best
+    row outside ``own`` is scored just above the third row, unless it ranks higher already."""
+    order = np.argsort(-scores, kind="stable")
+    outside = np.flatnonzero(~np.isin(order, own))
+    if outside.size == 0 or outside[0] <= 2 or order.size < 3:
+        return scores
+    out = scores.copy()
+    out[order[outside[0]]] = (scores[order[1]] + scores[order[2]]) / 2
     return out
 
 

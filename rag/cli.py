@@ -335,17 +335,23 @@ def _watch(
         rust_timeout=500,
         raise_interrupt=False,  # Ctrl-C while waiting is how a watch ends: exit 0
     )
-    next(changes, None)
-    build(full=args.full)
-    err.print(f"Watching {settings.corpus_dir} for changes (Ctrl-C stops)", soft_wrap=True)
-    for batch in changes:
-        if not batch:
-            continue
-        err.print(f"{len(batch)} change(s) in the corpus: re-indexing", soft_wrap=True)
-        try:
-            build()
-        except (RagError, OSError) as exc:
-            _warn(f"re-indexing failed, the previous index stays: {exc}")
+    try:
+        next(changes, None)
+        build(full=args.full)
+        err.print(f"Watching {settings.corpus_dir} for changes (Ctrl-C stops)", soft_wrap=True)
+        for batch in changes:
+            if not batch:
+                continue
+            err.print(f"{len(batch)} change(s) in the corpus: re-indexing", soft_wrap=True)
+            try:
+                build()
+            except (RagError, OSError) as exc:
+                _warn(f"re-indexing failed, the previous index stays: {exc}")
+    except KeyboardInterrupt:
+        # Ctrl-C is how a watch ends, wherever it lands; a build it cut short left no debris
+        # and the previous index serving.
+        pass
+    err.print("Stopped watching.")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
