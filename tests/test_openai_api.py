@@ -607,6 +607,48 @@ def test_real_completions_are_logged(openai_client, real_server: RealServer) -> 
 
 
 @pytest.mark.slow
+def test_real_concurrent_streams_leave_the_server_responsive(server: str) -> None:
+    """32 completions, half of them streamed, 8 at a time, while /health is probed (run with
+    -s for its latency): every one answered, every stream ended, /health always up."""
+    import asyncio
+
+    questions = [REAL_QUESTION, "How much do they earn?", "What is the capital of Australia?"]
+
+    async def main() -> tuple[list[tuple[int, str]], list[float]]:
+        limits = httpx.Limits(max_connections=10)
+        async with httpx.AsyncClient(base_url=server, timeout=120, limits=limits) as client:
+            gate = asyncio.Semaphore(8)
+            finished = asyncio.Event()
+            health: list[float] = []
+
+            async def one(i: int) -> tuple[int, str]:
+                body = ask(questions[i % 3], stream=i % 2 == 0)
+                async with gate:
+                    resp = await client.post("/v1/chat/completions", json=body)
+                return resp.status_code, resp.text
+
+            async def probe() -> None:
+                while not finished.is_set():
+                    t0 = time.perf_counter()
+                    assert (await client.get("/health")).status_code == 200
+                    health.append((time.perf_counter() - t0) * 1000)
+                    await asyncio.sleep(0.05)
+
+            prober = asyncio.create_task(probe())
+            replies = await asyncio.gather(*(one(i) for i in range(32)))
+            finished.set()
+            await prober
+            return replies, health
+
+    replies, health = asyncio.run(main())
+    assert [status for status, _ in replies] == [200] * 32
+    streamed = [text for i, (_, text) in enumerate(replies) if i % 2 == 0]
+    assert all(text.endswith("data: [DONE]\n\n") for text in streamed)
+    assert health
+    print(f"\n/health during 32 completions: {len(health)} probes, max {max(health):.0f} ms")
+
+
+@pytest.mark.slow
 def test_real_transcripts(openai_client, server: str, tmp_path: Path) -> None:
     """Record a call and a streamed call as the client saw them (docs/openai-transcripts.md)."""
     out = Path(os.environ.get("RAG_OPENAI_TRANSCRIPTS") or tmp_path / "transcripts.md")
