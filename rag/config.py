@@ -68,8 +68,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(1000, ge=1)  # more are answered 503 and closed at once
     max_header_bytes: int = Field(16 * 1024, ge=1024)  # request line and headers together
     backlog: int = Field(2048, ge=1)  # connections the kernel queues before they are accepted
-    # Abuse limits (rag.serve.limits). Per client address and endpoint on /search, /ask, /chat and
-    # /feedback, in the `limits` notation ("60/minute", "10/second;300/hour"); "off" disables.
+    # Abuse limits (rag.serve.limits). Per client address and endpoint on /search, /ask, /chat,
+    # /v1/chat/completions and /feedback, in the `limits` notation ("60/minute",
+    # "10/second;300/hour"); "off" disables.
     rate_limit: str = "60/minute"
     # Peers whose X-Forwarded-For names the client (addresses or networks; "*" trusts any).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
@@ -79,6 +80,8 @@ class Settings(BaseSettings):
     # public URL's host. "*" answers any (DNS rebinding protection off).
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_comment_chars: int = Field(2000, ge=0)
+    # The model id the OpenAI-compatible API (/v1) lists the index as and answers with.
+    openai_model: str = Field("career-rag", min_length=1)
     # Query-log retention, applied by its writer thread: rows older than this many days, and the
     # oldest beyond this many rows, are deleted (0 keeps them).
     log_max_age_days: float = Field(90.0, ge=0)

@@ -33,6 +33,7 @@ from rag.serve.apidocs import router as apidocs_router
 from rag.serve.errors import add_error_handlers, error_response
 from rag.serve.limits import RateLimit
 from rag.serve.middleware import BodyGuard, HeadAsGet, HostGuard, host_of
+from rag.serve.openai_schemas import document_limits
 from rag.serve.pages import router as pages_router
 from rag.serve.querylog import QueryLog
 from rag.serve.reload import keep_current
@@ -173,6 +174,7 @@ def _openapi(app: FastAPI, settings: Settings, retriever: Retriever | None) -> d
                 props["query"]["maxLength"] = settings.max_query_chars
         user_turn = components["ChatMessage"]["then"]["properties"]["content"]
         user_turn["maxLength"] = settings.max_query_chars
+        document_limits(components, settings.max_query_chars)
         comment = components["FeedbackRequest"]["properties"]["comment"]["anyOf"][0]
         comment["maxLength"] = settings.max_comment_chars
         if doc_ids:

@@ -2,6 +2,9 @@
 
 ``field`` is a dotted path into the request body (``filters.doc_id``, ``messages.2.role``) and
 ``errors`` lists every validation problem. This is the only place that maps errors to statuses.
+
+Under /v1/ (the OpenAI-compatible API) every error, the middleware's too, is sent in OpenAI's
+shape instead: ``{"error": {"message", "type", "param", "code"}}``, a 422 as 400.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from rag.errors import (
     BadQuery,
@@ -27,6 +31,7 @@ from rag.errors import (
     IndexStale,
     RagError,
 )
+from rag.serve.openai_schemas import OpenAIError, OpenAIErrorResponse
 from rag.serve.querylog import QueryNotFound
 from rag.serve.schemas import ErrorResponse, FieldError
 
@@ -50,6 +55,55 @@ _FIELD_OF = {DocumentNotFound: "doc_id", QueryNotFound: "query_id"}
 _REQUEST_FIELD = {"doc_id": "filters.doc_id"}
 
 
+# The OpenAI-compatible API's paths: their clients read errors in OpenAI's shape only.
+OPENAI_PREFIX = "/v1/"
+
+
+class ErrorJSON(JSONResponse):
+    """An error response; in OpenAI's shape when it answers a request under /v1/."""
+
+    def __init__(
+        self, error: ErrorResponse, status: int, kind: str, headers: dict[str, str] | None
+    ) -> None:
+        super().__init__(error.model_dump(), status_code=status, headers=headers)
+        self.error = error
+        self.kind = kind
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(OPENAI_PREFIX):
+            await self.openai()(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    def openai(self) -> JSONResponse:
+        """This error as OpenAI's API says one, with the same headers (Retry-After...)."""
+        status = 400 if self.status_code == 422 else self.status_code
+        code = self.error.errors[0].type if self.error.errors else self.kind
+        body = OpenAIErrorResponse(
+            error=OpenAIError(
+                message=self.error.detail,
+                type=_openai_type(status),
+                param=self.error.field,
+                code=None if code == "invalid" else _snake(code),
+            )
+        )
+        own = ("content-length", "content-type")
+        headers = {k: v for k, v in self.headers.items() if k not in own}
+        return JSONResponse(body.model_dump(), status, headers)
+
+
+def _openai_type(status: int) -> str:
+    # OpenAI's own error types: a rate limit's is "requests", a server's "server_error".
+    if status == 429:
+        return "requests"
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def _snake(name: str) -> str:
+    # A domain error's class name as OpenAI spells codes: BadQuery -> bad_query.
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
 def error_response(
     status: int,
     detail: str,
@@ -62,7 +116,7 @@ def error_response(
     if errors is None:
         errors = [FieldError(field=field, message=detail, type=kind)] if field else []
     body = ErrorResponse(detail=detail, field=field, errors=list(errors))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return ErrorJSON(body, status, kind, headers)
 
 
 def public_message(exc: BaseException, index_dir: Path | None = None) -> str:

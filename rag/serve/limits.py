@@ -22,8 +22,12 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from rag.serve.errors import error_response
 
-# /admin/login too: the rate is also how many admin tokens a client may try.
-LIMITED_PATHS = frozenset({"/search", "/ask", "/chat", "/feedback", "/admin/login"})
+# Counted by exact path and POST only. /v1/chat/completions (the OpenAI-compatible chat) is a
+# question like /chat, with its own budget; /admin/login too: the rate is also how many admin
+# tokens a client may try.
+LIMITED_PATHS = frozenset(
+    {"/search", "/ask", "/chat", "/v1/chat/completions", "/feedback", "/admin/login"}
+)
 
 
 class RateLimit:

@@ -258,9 +258,9 @@ class Session:
         index's sentence vectors."""
         return await anyio.to_thread.run_sync(self.retriever.answer, result)
 
-    def results(self, hits: Sequence[Hit]) -> list[dict[str, Any]]:
-        """Hits in their JSON form."""
-        return hits_json(list(hits), self.svc.base_url)
+    def results(self, hits: Sequence[Hit], base_url: str | None = None) -> list[dict[str, Any]]:
+        """Hits in their JSON form; citation URLs start with ``base_url`` when it is given."""
+        return hits_json(list(hits), self.svc.base_url if base_url is None else base_url)
 
     def log_query(
         self,
