@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,6 +93,8 @@ class Retriever:
         self.max_k = max_k
         self.max_query_chars = max_query_chars
         self._roles: tuple[Any, dict[str, str]] | None = None
+        # Concurrent first queries build the title matcher and the vocabulary once, not each.
+        self._warm_lock = threading.Lock()
         self.coverage_config = coverage or CoverageConfig()
         self.not_covered = not_covered
         self._vocabulary: Vocabulary | None = None
@@ -181,9 +184,10 @@ class Retriever:
 
     def vocabulary(self) -> Vocabulary:
         """The corpus's words, read from the BM25 index once."""
-        if self._vocabulary is None:
-            self._vocabulary = Vocabulary(self.index.bm25)
-        return self._vocabulary
+        with self._warm_lock:
+            if self._vocabulary is None:
+                self._vocabulary = Vocabulary(self.index.bm25)
+            return self._vocabulary
 
     def titles(self) -> list[str]:
         """Every document title, in index order."""
@@ -383,12 +387,24 @@ class Retriever:
                 self._doc_rows[doc_id] = rows
         return rows
 
+    def warm(self) -> None:
+        """Build what queries read from the whole index (the title matcher, the vocabulary), so
+        that no query pays for it; safe to call again."""
+        self._title_matcher()
+        self.vocabulary()
+        self.titles()
+
+    def _title_matcher(self) -> tuple[SubjectFinder, dict[str, str]]:
+        with self._warm_lock:
+            if self._roles is None:
+                docs = self.index.documents()
+                self._roles = (SubjectFinder([d.title for d in docs]),
+                               {d.title: d.id for d in docs})  # fmt: skip
+            return self._roles
+
     def named_document(self, query: str) -> str | None:
         """The id of the one document whose role the query names, if it names exactly one."""
-        if self._roles is None:
-            docs = self.index.documents()
-            self._roles = (SubjectFinder([d.title for d in docs]), {d.title: d.id for d in docs})
-        finder, ids = self._roles
+        finder, ids = self._title_matcher()
         titles = finder.named_titles(query)
         return ids[titles[0]] if len(titles) == 1 else None
 

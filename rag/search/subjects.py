@@ -117,9 +117,21 @@ class SubjectFinder:
     def __init__(self, known_subjects: Sequence[str] = ()) -> None:
         self._known: list[tuple[str, ...]] = []
         self._titles: list[str] = []
+        seen: set[tuple[str, ...]] = set()
+        # A title can only match where a query word is its last word and, unless it is one word
+        # long, a word just before is another of its words: titles are indexed by those pairs, so
+        # a query is compared with the few titles it could name, however many there are.
+        self._single: dict[str, list[int]] = {}
+        self._pairs: dict[tuple[str, str], list[int]] = {}
         for title in known_subjects:
             norm = tuple(n for t in tokenize(title) for n in t.norm)
-            if norm and norm not in self._known:
+            if norm and norm not in seen:
+                seen.add(norm)
+                n = len(self._known)
+                if len(norm) == 1:
+                    self._single.setdefault(norm[0], []).append(n)
+                for word in set(norm[:-1]):
+                    self._pairs.setdefault((norm[-1], word), []).append(n)
                 self._known.append(norm)
                 self._titles.append(title)
 
@@ -162,9 +174,15 @@ class SubjectFinder:
     def _best_title(self, tokens: Sequence[Token], i: int) -> tuple[int, int] | None:
         """(first token, title index) of the best title ending at token ``i``, if any."""
         best: tuple[float, float, int, int] | None = None
-        for n, title in enumerate(self._known):
-            if tokens[i].norm[-1] != title[-1]:
-                continue
+        last = tokens[i].norm[-1]
+        candidates = set(self._single.get(last, ()))
+        for j in range(i - 1, -1, -1):
+            if tokens[j].stop:
+                break
+            for word in tokens[j].norm:
+                candidates.update(self._pairs.get((last, word), ()))
+        for n in sorted(candidates):
+            title = self._known[n]
             wanted = set(title[:-1])
             start, found = i, 0
             # Look back over the noun phrase: no further than the title is long, no stop word.
