@@ -68,8 +68,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(1000, ge=1)  # more are answered 503 and closed at once
     max_header_bytes: int = Field(16 * 1024, ge=1024)  # request line and headers together
     backlog: int = Field(2048, ge=1)  # connections the kernel queues before they are accepted
-    # Abuse limits (rag.serve.limits). Per client address and endpoint on /search, /ask, /chat and
-    # /feedback, in the `limits` notation ("60/minute", "10/second;300/hour"); "off" disables.
+    # Abuse limits (rag.serve.limits). Per client address and endpoint on /search, /ask, /chat,
+    # /feedback and /mcp, in the `limits` notation ("60/minute", "10/second;300/hour"); "off"
+    # disables.
     rate_limit: str = "60/minute"
     # Peers whose X-Forwarded-For names the client (addresses or networks; "*" trusts any).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
