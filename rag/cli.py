@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, metavar="N", help="server processes")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser(
+        "mcp", parents=[index_opts], help="serve the index to MCP clients over stdin and stdout"
+    )
+    p.set_defaults(func=cmd_mcp)
+
     p = sub.add_parser("log", parents=[json_opt], help="summarise the query log")
     p.add_argument("--data", metavar="DIR", help="data directory (RAG_DATA_DIR)")
     p.add_argument(
@@ -478,6 +483,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _quiet_model_loading()
     run_server = _optional_import("rag.serve.runner", "run_server", "the HTTP server")
     run_server(settings, settings.host, settings.port, args.workers)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve the index to one MCP client on stdin and stdout (stdout carries only the protocol)."""
+    from rag.serve.mcp_stdio import log_to_stderr, serve_stdio, stdout_to_stderr
+
+    settings = _settings(args)
+    log_to_stderr()
+    with stdout_to_stderr():  # what loading prints must not reach the protocol's stream
+        retriever = _retriever(settings)
+    try:
+        serve_stdio(retriever, settings)
+    finally:
+        retriever.index.close()
     return 0
 
 

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(16 * 1024, ge=1024)  # request line and headers together
     backlog: int = Field(2048, ge=1)  # connections the kernel queues before they are accepted
     # Abuse limits (rag.serve.limits). Per client address and endpoint on /search, /ask, /chat,
-    # /v1/chat/completions and /feedback, in the `limits` notation ("60/minute",
+    # /v1/chat/completions, /feedback and /mcp, in the `limits` notation ("60/minute",
     # "10/second;300/hour"); "off" disables.
     rate_limit: str = "60/minute"
     # Peers whose X-Forwarded-For names the client (addresses or networks; "*" trusts any).

@@ -7,6 +7,9 @@ directory and switches to it without a restart (rag.serve.reload); an injected r
 served as it is. Query encodes of concurrent requests are micro-batched (rag.serve.batching);
 searching and answer building run in worker threads, so the event loop only parses, dispatches
 and formats.
+
+``/mcp`` serves the same index to MCP clients (rag.serve.mcp_http); the lifespan runs its
+session manager inside its own, so MCP calls stop before the index is closed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from rag import __version__
@@ -32,6 +36,7 @@ from rag.search.retriever import Retriever
 from rag.serve.apidocs import router as apidocs_router
 from rag.serve.errors import add_error_handlers, error_response
 from rag.serve.limits import RateLimit
+from rag.serve.mcp_http import MCP_PATH, McpEndpoint, transport_security
 from rag.serve.middleware import BodyGuard, HeadAsGet, HostGuard, host_of
 from rag.serve.openai_schemas import document_limits
 from rag.serve.pages import router as pages_router
@@ -87,6 +92,7 @@ class _CORS(CORSMiddleware):
 def create_app(settings: Settings | None = None, retriever: Retriever | None = None) -> FastAPI:
     """The FastAPI app; loads the configured index at start-up unless one is given."""
     settings = settings or Settings()
+    mcp = McpEndpoint(settings, transport_security(allowed_hosts(settings), _origins(settings)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,7 +110,8 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
         else:
             loader = asyncio.create_task(_keep_current(svc, stop))
         try:
-            yield
+            async with mcp.running(svc):
+                yield
         finally:
             stop.set()  # the watch returns within its step (50 ms)
             if loader is not None:
@@ -126,6 +133,7 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
     )
     for router in ROUTERS:
         app.include_router(router)
+    app.router.routes.append(Route(MCP_PATH, endpoint=mcp, include_in_schema=False))
     app.include_router(pages_router)
     if settings.docs:
         app.include_router(apidocs_router)
@@ -146,7 +154,8 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
         _CORS,
         allow_origins=_origins(settings),
         allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type"],
+        # With the headers an MCP client in a page sends to /mcp.
+        allow_headers=["Content-Type", "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name"],
         max_age=600,
     )
     app.add_middleware(HostGuard, allowed=allowed_hosts(settings))

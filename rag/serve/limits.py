@@ -1,4 +1,4 @@
-"""Per-client rate limits on the query and feedback endpoints and on the admin sign-in (the
+"""Per-client rate limits on the query, feedback and MCP endpoints and on the admin sign-in (the
 ``rate_limit`` setting).
 
 Counting is the `limits` library's moving window in process memory: a client may make at most
@@ -24,9 +24,10 @@ from rag.serve.errors import error_response
 
 # Counted by exact path and POST only. /v1/chat/completions (the OpenAI-compatible chat) is a
 # question like /chat, with its own budget; /admin/login too: the rate is also how many admin
-# tokens a client may try.
+# tokens a client may try. /mcp: every MCP message is a POST there (each tool call, and a
+# client's initialize and notifications).
 LIMITED_PATHS = frozenset(
-    {"/search", "/ask", "/chat", "/v1/chat/completions", "/feedback", "/admin/login"}
+    {"/search", "/ask", "/chat", "/v1/chat/completions", "/feedback", "/admin/login", "/mcp"}
 )
 
 

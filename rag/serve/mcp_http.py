@@ -1,0 +1,132 @@
+"""/mcp: the MCP server (rag.serve.mcp_server) as the SDK's streamable HTTP transport.
+
+The tools read the snapshot the API serves: each call takes it with ``Services.acquire`` and
+gives it back when it ends, so a rebuilt index swapped in meanwhile never mixes into a call.
+
+The transport is stateless and answers in JSON: every tool call is one POST and one response,
+no session is kept, so several worker processes serve it alike and there is no session table
+to fill. With no session there is nothing for the server to send unasked, so a GET (the
+optional event stream) is answered 405, as the MCP spec allows; so is a DELETE (the SDK
+answers that: no session to end). The SDK's session manager still runs a task group; ``McpEndpoint.running`` runs a new
+one for each lifespan of the app (a Starlette app's own lifespan does not run when it is not
+the app being served, so its routes are not mounted: the endpoint is).
+
+The app's middleware sees /mcp as any other path: the Host check, the rate limit on POSTs, the
+body guard (MCP posts JSON) and CORS. The SDK checks Host and Origin again, against the same
+names (``transport_security``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+
+from rag.config import Settings
+from rag.serve.errors import error_response
+from rag.serve.mcp_server import build_server
+from rag.serve.middleware import host_of
+from rag.serve.services import Services, Session
+
+MCP_PATH = "/mcp"
+
+
+class ServedIndex:
+    """The tools' corpus over HTTP: the snapshot the API serves, held for one call at a time."""
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+
+    def served_documents(self) -> tuple[dict[str, Any], ...]:
+        current = self.services.current if self.services is not None else None
+        return current.documents if current is not None else ()
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[Session]:
+        """The current snapshot for one call; a tool error while no index is loaded."""
+        svc = self.services
+        snapshot = svc.acquire() if svc is not None else None
+        if svc is None or snapshot is None:
+            why = (svc.error if svc is not None else None) or "the index is still loading"
+            raise ToolError(f"no index is loaded: {why}; try again shortly")
+        try:
+            yield Session(svc, snapshot)
+        finally:
+            svc.release(snapshot)
+
+
+def transport_security(hosts: Sequence[str], origins: Sequence[str]) -> TransportSecuritySettings:
+    """The SDK's DNS-rebinding check, allowing the Host names the app answers (any port) and
+    the Origins its CORS allows. The SDK matches exact names only: with a wildcard among the
+    hosts or origins its check is off, and HostGuard, in front of every path, applies them."""
+    if "*" in origins or any(h == "*" or h.startswith("*.") for h in hosts):
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    allowed: list[str] = []
+    for host in hosts:
+        name = host_of(host)
+        name = f"[{name}]" if ":" in name else name  # an IPv6 address, as a Host header has it
+        allowed += [name, f"{name}:*"]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=list(dict.fromkeys(allowed)),
+        allowed_origins=list(origins),
+    )
+
+
+class McpEndpoint:
+    """The ASGI app at /mcp; ``running(services)`` serves it for one lifespan of the app."""
+
+    def __init__(self, settings: Settings, security: TransportSecuritySettings) -> None:
+        self.corpus = ServedIndex()
+        self.server = build_server(self.corpus, settings)
+        self.security = security
+        self.max_body_bytes = settings.max_body_bytes
+        self._manager: StreamableHTTPSessionManager | None = None
+
+    @asynccontextmanager
+    async def running(self, services: Services) -> AsyncIterator[None]:
+        """Read ``services``' snapshots and run a session manager (and its task group) until
+        the block ends; calls still running then are cancelled."""
+        # streamable_http_app() is how the SDK makes a server's session manager; a manager
+        # runs once, so each lifespan makes its own. The Starlette app it returns is not used.
+        self.server.streamable_http_app(
+            streamable_http_path=MCP_PATH,
+            stateless_http=True,
+            json_response=True,
+            max_request_body_size=self.max_body_bytes,
+            transport_security=self.security,
+        )
+        manager = self.server.session_manager
+        self.corpus.services = services
+        try:
+            async with manager.run():
+                self._manager = manager
+                try:
+                    yield
+                finally:
+                    self._manager = None
+        finally:
+            self.corpus.services = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        manager = self._manager
+        if scope["method"] == "GET":
+            # The SDK's stateless transport would hold the stream open, empty, until the
+            # client left.
+            detail = "this MCP endpoint has no event stream to GET: POST JSON-RPC messages"
+            no_stream = error_response(
+                405, detail, kind="method_not_allowed", headers={"Allow": "POST"}
+            )
+            await no_stream(scope, receive, send)
+            return
+        if manager is None:
+            starting = error_response(
+                503, "the server is starting", kind="unavailable", headers={"Retry-After": "5"}
+            )
+            await starting(scope, receive, send)
+            return
+        await manager.handle_request(scope, receive, send)

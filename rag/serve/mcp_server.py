@@ -1,0 +1,364 @@
+"""The MCP server: search, ask, list_documents and read_document over the index.
+
+One definition for both transports: ``rag mcp`` over stdio (rag.serve.mcp_stdio) and /mcp on
+the HTTP API (rag.serve.mcp_http). The tools read the index through a ``Corpus``: the snapshot
+the API serves, taken for each call and given back after it, or the index loaded once for
+stdio. Domain errors become tool errors (``isError`` with a readable message, the session goes
+on); tool descriptions name the documents served, so an agent knows when to call them.
+
+Built with the official MCP SDK's ``MCPServer``. This module has no ``from __future__ import
+annotations``: the tools' parameter types carry the configured limits (``max_k``, the query
+length), built when the server is, and the SDK reads them from the signatures.
+"""
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
+from typing import Annotated, Any, Protocol
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import Tool, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from rag import __version__
+from rag.config import Settings
+from rag.errors import BadQuery, DocumentNotFound, RagError
+from rag.index.store import DocumentInfo
+from rag.search.answer import Answer
+from rag.search.retriever import Retriever
+from rag.search.types import Filters, Hit, SearchResult
+from rag.serve.errors import public_message
+from rag.serve.schemas import SearchHit
+
+# The most characters read_document returns in one call; a longer slice is cut and says so.
+MAX_READ_CHARS = 20_000
+# Titles named in the tool descriptions; the rest are counted.
+TITLES_SHOWN = 8
+INSTRUCTIONS = (
+    "Retrieval over a fixed set of career documents (role guides, handbooks, job ladders). "
+    "Answers are extractive: every sentence is quoted from a document and cited. Use ask for "
+    "a question, search for passages, list_documents and read_document to read a source."
+)
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+
+
+class Reader(Protocol):
+    """One tool call's view of the index (rag.serve.services.Session is one)."""
+
+    @property
+    def retriever(self) -> Retriever: ...
+
+    @property
+    def documents(self) -> tuple[dict[str, Any], ...]: ...
+
+    def document(self, doc_id: str) -> DocumentInfo: ...
+
+    async def search(self, query: str, k: int, filters: Filters | None = None) -> SearchResult: ...
+
+    async def answer(self, result: SearchResult) -> Answer: ...
+
+    def results(self, hits: Sequence[Hit]) -> list[dict[str, Any]]: ...
+
+
+class Corpus(Protocol):
+    """Where the tools read the index: ``reader()`` for one call (a ToolError while no index
+    is loaded), ``served_documents()`` for the descriptions (empty while none is)."""
+
+    def served_documents(self) -> Sequence[Mapping[str, Any]]: ...
+
+    def reader(self) -> AbstractAsyncContextManager[Reader]: ...
+
+
+# --------------------------------------------------------------------------- results
+
+
+class SearchOutput(BaseModel):
+    """The passages for a query, best first, each with its citation."""
+
+    query: str
+    results: list[SearchHit]
+
+
+class AskOutput(BaseModel):
+    """An extractive answer whose [n] markers cite results[n-1]."""
+
+    question: str
+    answer: str
+    answered: bool = Field(
+        description="False when the documents do not answer the question: the answer says so "
+        "and the results are only the nearest passages."
+    )
+    note: str | None = Field(None, description="What qualifies the answer, if anything.")
+    results: list[SearchHit]
+
+
+class DocumentEntry(BaseModel):
+    """One indexed document."""
+
+    id: str
+    title: str
+    source: str
+    sections: int
+    chunks: int
+
+
+class DocumentsOutput(BaseModel):
+    """Every indexed document."""
+
+    count: int
+    documents: list[DocumentEntry]
+
+
+class DocumentText(BaseModel):
+    """A document's text from ``start`` to ``end``, offsets as citations give them."""
+
+    doc_id: str
+    title: str
+    source: str
+    offset: int = Field(
+        description="Where the document's text starts: its text runs from offset to offset + "
+        "length, in the offsets citations use (a source file may hold several documents)."
+    )
+    length: int = Field(description="The whole text's length in characters.")
+    start: int
+    end: int
+    text: str
+    truncated: bool = Field(
+        description=f"True when the slice asked for was longer than {MAX_READ_CHARS} "
+        "characters: text stops at end, and next_start is where to read on."
+    )
+    next_start: int | None = None
+
+
+# --------------------------------------------------------------------------- descriptions
+
+
+def describe_corpus(documents: Sequence[Mapping[str, Any]]) -> str:
+    """A phrase naming the documents: their number and first titles."""
+    if not documents:
+        return "the career documents this server indexes (none is loaded yet)"
+    titles = list(dict.fromkeys(str(d.get("title") or d["id"]) for d in documents))
+    shown = "; ".join(_clip(t, 60) for t in titles[:TITLES_SHOWN])
+    more = f"; and {len(titles) - TITLES_SHOWN} more" if len(titles) > TITLES_SHOWN else ""
+    noun = "document" if len(documents) == 1 else "documents"
+    return f"{len(documents)} career {noun} ({shown}{more})"
+
+
+def tool_descriptions(documents: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each tool's description, naming the documents it reads."""
+    corpus = describe_corpus(documents)
+    return {
+        "search": (
+            f"Search {corpus} for the passages that best match a query. Each result has the "
+            "passage text and its citation: document id, title, section, source file, start "
+            "and end (character offsets, which read_document takes) and a viewer URL. Filter "
+            "by doc_id (an id from list_documents), tags or a source path prefix."
+        ),
+        "ask": (
+            f"Answer a question from {corpus}. The answer is extractive: sentences quoted from "
+            "the documents, each marked [n] citing results[n-1]. answered is false when the "
+            "documents do not cover the question; then say so rather than guess."
+        ),
+        "list_documents": (
+            f"List {corpus}: id, title, source file, number of sections and of indexed "
+            "passages. The ids work with search's doc_id and with read_document."
+        ),
+        "read_document": (
+            f"Read one of {corpus}: its text, or the slice from start to end (character offsets "
+            f"as search and ask cite them), at most {MAX_READ_CHARS} characters per call "
+            "(truncated and next_start say when more follows)."
+        ),
+    }
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class CorpusServer(MCPServer):
+    """MCPServer whose tool descriptions name the documents served when tools are listed:
+    the API loads its index after start-up and follows rebuilds."""
+
+    def __init__(self, corpus: Corpus, **options: Any) -> None:
+        super().__init__(**options)
+        self.corpus = corpus
+
+    async def list_tools(self) -> list[Tool]:
+        """The tools, described from the documents served now."""
+        texts = tool_descriptions(self.corpus.served_documents())
+        return [
+            t.model_copy(update={"description": texts.get(t.name, t.description)})
+            for t in await super().list_tools()
+        ]
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def build_server(corpus: Corpus, settings: Settings) -> CorpusServer:
+    """The MCP server over ``corpus``, its limits from ``settings``."""
+    # Parameter types carrying the configured limits, read by the SDK for the input schemas.
+    Query = Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=settings.max_query_chars,
+            description="The question or keywords, in plain words.",
+        ),
+    ]
+    K = Annotated[int, Field(ge=1, le=settings.max_k, description="How many passages.")]
+    DocId = Annotated[
+        Annotated[str, Field(min_length=1)] | None,
+        Field(description="Only passages of this document (an id from list_documents)."),
+    ]
+    Tags = Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=100)]] | None,
+        Field(max_length=20, description="Only documents tagged with one of these."),
+    ]
+    Prefix = Annotated[
+        str | None,
+        Field(max_length=500, description="Only documents whose source path starts with this."),
+    ]
+    Offset = Annotated[
+        int | None,
+        Field(ge=0, description="A character offset, as citations give them."),
+    ]
+
+    server = _quietly(
+        lambda: CorpusServer(
+            corpus,
+            name="career-rag",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            log_level="WARNING",
+        )
+    )
+    texts = tool_descriptions(corpus.served_documents())
+
+    @server.tool(description=texts["search"], annotations=READ_ONLY)
+    async def search(
+        query: Query,
+        k: K = settings.k,
+        doc_id: DocId = None,
+        tags: Tags = None,
+        source: Prefix = None,
+    ) -> SearchOutput:
+        """Ranked passages with citations."""
+        filters = Filters((doc_id,) if doc_id else (), tuple(tags or ()), source or None)
+        async with corpus.reader() as reader:
+            with _tool_errors():
+                text = reader.retriever.check(query, k)
+                result = await reader.search(text, k, filters)
+            return SearchOutput(query=text, results=reader.results(result.hits))
+
+    @server.tool(description=texts["ask"], annotations=READ_ONLY)
+    async def ask(question: Query) -> AskOutput:
+        """An extractive answer with its citations."""
+        async with corpus.reader() as reader:
+            with _tool_errors(query="question"):
+                text = reader.retriever.check(question, settings.k)
+                result = await reader.search(text, settings.k)
+                answer = await reader.answer(result)
+            return AskOutput(
+                question=text,
+                answer=answer.text,
+                answered=answer.answered,
+                note=answer.note,
+                results=reader.results(result.hits),
+            )
+
+    @server.tool(description=texts["list_documents"], annotations=READ_ONLY)
+    async def list_documents() -> DocumentsOutput:
+        """Every indexed document."""
+        async with corpus.reader() as reader:
+            docs = [
+                DocumentEntry(
+                    id=d["id"],
+                    title=d["title"],
+                    source=d["source"],
+                    sections=len(d["sections"]),
+                    chunks=d["chunks"],
+                )
+                for d in reader.documents
+            ]
+        return DocumentsOutput(count=len(docs), documents=docs)
+
+    @server.tool(description=texts["read_document"], annotations=READ_ONLY)
+    async def read_document(
+        doc_id: Annotated[str, Field(min_length=1, description="An id from list_documents.")],
+        start: Offset = None,
+        end: Offset = None,
+    ) -> DocumentText:
+        """A document's text, or a slice of it."""
+        async with corpus.reader() as reader:
+            with _tool_errors():
+                doc = await anyio.to_thread.run_sync(reader.document, doc_id)
+        return read_slice(doc, start, end)
+
+    return server
+
+
+def read_slice(doc: DocumentInfo, start: int | None, end: int | None) -> DocumentText:
+    """The document's text from ``start`` to ``end`` (offsets as citations give them, so its
+    text runs from ``doc.offset``), bounds checked, at most MAX_READ_CHARS of it."""
+    first, last = doc.offset, doc.offset + len(doc.text)
+    lo = first if start is None else start
+    hi = last if end is None else end
+    for name, value in (("start", lo), ("end", hi)):
+        if not first <= value <= last:
+            raise ToolError(
+                f"{name} ({value}) is outside document {doc.id!r}, whose text runs from "
+                f"{first} to {last}"
+            )
+    if lo > hi:
+        raise ToolError(f"start ({lo}) is after end ({hi})")
+    truncated = hi - lo > MAX_READ_CHARS
+    stop = lo + MAX_READ_CHARS if truncated else hi
+    return DocumentText(
+        doc_id=doc.id,
+        title=doc.title,
+        source=doc.source,
+        offset=first,
+        length=len(doc.text),
+        start=lo,
+        end=stop,
+        text=doc.text[lo - first : stop - first],
+        truncated=truncated,
+        next_start=stop if truncated else None,
+    )
+
+
+@contextmanager
+def _tool_errors(query: str = "query") -> Iterator[None]:
+    """Domain errors as tool errors: the agent reads the message, the session goes on
+    (``query``: what the tool calls its query parameter)."""
+    try:
+        yield
+    except BadQuery as exc:
+        message = str(exc)
+        if exc.field == "query" and message.startswith("query "):
+            message = query + message[len("query") :]
+        elif exc.field == "doc_id":
+            message += " (list_documents gives the ids)"
+        raise ToolError(message) from exc
+    except DocumentNotFound as exc:
+        raise ToolError(f"{exc} (list_documents gives the ids)") from exc
+    except RagError as exc:
+        raise ToolError(public_message(exc)) from exc
+
+
+def _quietly(make: Any) -> Any:
+    """Call ``make`` without letting the SDK configure the root logger.
+
+    MCPServer() calls ``logging.basicConfig`` with its own handler, which would change how
+    the whole process logs; with a handler in place, basicConfig leaves the root logger be.
+    """
+    root = logging.getLogger()
+    placeholder = logging.NullHandler()
+    root.addHandler(placeholder)
+    try:
+        return make()
+    finally:
+        root.removeHandler(placeholder)
