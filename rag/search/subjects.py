@@ -134,6 +134,7 @@ class SubjectFinder:
                     self._pairs.setdefault((norm[-1], word), []).append(n)
                 self._known.append(norm)
                 self._titles.append(title)
+        self._longest = max((len(k) for k in self._known), default=0)
 
     def named_titles(self, text: str) -> list[str]:
         """The known titles that ``text`` names ("ML fraud engineer": ML Fraud Detection
@@ -176,7 +177,8 @@ class SubjectFinder:
         best: tuple[float, float, int, int] | None = None
         last = tokens[i].norm[-1]
         candidates = set(self._single.get(last, ()))
-        for j in range(i - 1, -1, -1):
+        # No title looks back further than the longest is long: the cost per word is bounded.
+        for j in range(i - 1, max(-1, i - self._longest), -1):
             if tokens[j].stop:
                 break
             for word in tokens[j].norm:
