@@ -77,13 +77,20 @@ def _sentence(rng: random.Random, role: str, section: str) -> str:
     )
 
 
-def document(i: int, seed: int = 0) -> str:
-    """The i-th synthetic career guide, in Markdown (same text for the same i and seed)."""
+def document(i: int, seed: int = 0, sections: int | None = None) -> str:
+    """The i-th synthetic career guide, in Markdown (same text for the same i and seed).
+
+    ``sections`` fixes how many sections it has (1-10) for smaller documents; by default 5-10.
+    """
     rng = random.Random(seed * 1_000_003 + i)
     role = ROLES[i % len(ROLES)]
     title = f"{role} Career Guide #{i}"
     parts = [f"# {title}\n"]
-    for section in rng.sample(SECTIONS, rng.randrange(5, len(SECTIONS) + 1)):
+    if sections is None:
+        sections = rng.randrange(5, len(SECTIONS) + 1)
+    elif not 1 <= sections <= len(SECTIONS):
+        raise ValueError(f"sections must be between 1 and {len(SECTIONS)}")
+    for section in rng.sample(SECTIONS, sections):
         parts.append(f"## {section}\n")
         for _ in range(rng.randrange(1, 4)):
             sentences = [_sentence(rng, role, section) for _ in range(rng.randrange(2, 6))]
@@ -94,12 +101,13 @@ def document(i: int, seed: int = 0) -> str:
     return "\n".join(parts)
 
 
-def write_corpus(out_dir: Path, docs: int, seed: int = 0) -> Path:
+def write_corpus(out_dir: Path, docs: int, seed: int = 0, sections: int | None = None) -> Path:
     """Write ``docs`` synthetic guides as Markdown files into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for i in range(docs):
-        (out_dir / f"guide-{i:06d}.md").write_text(document(i, seed), encoding="utf-8")
+        text = document(i, seed, sections)
+        (out_dir / f"guide-{i:06d}.md").write_text(text, encoding="utf-8")
     return out_dir
 
 
@@ -183,8 +191,11 @@ def main() -> None:
     corpus.add_argument("out", type=Path)
     corpus.add_argument("--docs", type=int, default=200)
     corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument(
+        "--sections", type=int, default=None, help="sections per guide (default: 5-10)"
+    )
     args = parser.parse_args()
-    write_corpus(args.out, args.docs, args.seed)
+    write_corpus(args.out, args.docs, args.seed, args.sections)
     print(f"wrote {args.docs} guides to {args.out}")
 
 
