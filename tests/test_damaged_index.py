@@ -491,3 +491,34 @@ def test_the_real_index_with_a_truncated_file_is_refused_in_one_line(
     monkeypatch.setenv("RAG_CORPUS_DIR", str(CORPUS))
     code, _, err = run(capsys, "search", "what skills does an ML engineer need")
     assert_names_file_and_fix(code, err, file)
+
+
+# --------------------------------------------------------------------------- the server
+
+
+@pytest.mark.parametrize(("case", "damage", "file"), ALL_CASES, ids=_ids(ALL_CASES))
+def test_server_answers_503_naming_the_file_without_paths(
+    env: SimpleNamespace, case: str, damage: Damage, file: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from rag.serve.app import create_app
+
+    damage(env)
+    settings = Settings(allowed_hosts=["testserver"], rate_limit="off", reload=False)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        for _ in range(200):  # the index loads in a worker thread after start-up
+            if ready.json()["status"] != "loading":
+                break
+            ready = client.get("/ready")
+        search = client.post("/search", json={"query": QUESTION})
+    for resp in (ready, search):
+        assert resp.status_code == 503, resp.text
+        detail = resp.json()["detail"]
+        assert file in detail and FIX in detail, detail
+        assert str(env.index) not in detail and "/" not in detail.replace(file, ""), detail
+        for internal in INTERNALS:
+            assert internal not in detail, detail
+    # The whole story is for the log.
+    assert any(str(env.index) in r.getMessage() or r.exc_info for r in caplog.records)
