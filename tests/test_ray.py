@@ -4,6 +4,8 @@ reuses what the previous index has, and replicated serving survives a killed rep
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,3 +171,107 @@ def test_ray_rebuild_sends_only_new_texts_to_ray(
     finally:
         a.close()
         b.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _replicas(ray: object) -> list[dict[str, str]]:
+    """The serving replicas' named actors (the state API would need the dashboard, which is off)."""
+    from ray.util import list_named_actors
+
+    from rag.distributed.serve import APP_NAME, DEPLOYMENT_NAME
+
+    return [
+        a
+        for a in list_named_actors(all_namespaces=True)
+        if "SERVE_REPLICA" in a["name"] and f"{APP_NAME}#{DEPLOYMENT_NAME}" in a["name"]
+    ]
+
+
+def _running(status_app: object) -> int:
+    from rag.distributed.serve import DEPLOYMENT_NAME
+
+    states = status_app.deployments[DEPLOYMENT_NAME].replica_states  # type: ignore[attr-defined]
+    return int(states.get("RUNNING", 0))
+
+
+def test_serve_replicas_survive_a_killed_replica(
+    ray_cluster: object, ray_index: Path, tmp_path: Path
+) -> None:
+    import httpx
+    import ray
+    from ray import serve
+
+    from rag.config import Settings
+    from rag.distributed.serve import APP_NAME, deploy
+
+    port = _free_port()
+    settings = Settings(
+        index_dir=ray_index,
+        data_dir=tmp_path / "data",
+        host="127.0.0.1",
+        port=port,
+        rate_limit="off",
+        # Half a CPU each, so a replacement fits on 2 CPUs while the killed one winds down.
+        ray_cpus_per_replica=0.5,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deploy(settings, replicas=2)
+    try:
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{url}/ready", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "replicas never became ready"
+            time.sleep(0.5)
+        assert len(_replicas(ray)) == 2
+
+        results: list[tuple[int, int]] = []  # (status, attempts) per request
+        lock = threading.Lock()
+        stop = time.monotonic() + 20
+
+        def client(n: int) -> None:
+            with httpx.Client(base_url=url, timeout=30) as http:
+                for i in range(60):  # at most 240 requests in all
+                    if time.monotonic() > stop:
+                        return
+                    body = {"query": QUERIES[(n + i) % len(QUERIES)], "k": 5}
+                    for attempt in (1, 2):  # a failed request is retried exactly once
+                        try:
+                            status = http.post("/search", json=body).status_code
+                        except httpx.HTTPError:
+                            status = 0
+                        if status == 200 or attempt == 2:
+                            break
+                    with lock:
+                        results.append((status, attempt))
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(3)
+        victim = _replicas(ray)[0]
+        ray.kill(ray.get_actor(victim["name"], namespace=victim["namespace"]), no_restart=False)
+        for t in threads:
+            t.join()
+
+        assert len(results) >= 20
+        retried = sum(1 for _, attempts in results if attempts == 2)
+        print(f"{len(results)} requests, {retried} retried once")  # seen with -s
+        failed = [r for r in results if r[0] != 200]
+        assert not failed, f"{len(failed)} of {len(results)} failed even when retried"
+        deadline = time.monotonic() + 90
+        while True:
+            app = serve.status().applications[APP_NAME]
+            if _running(app) == 2 and len(_replicas(ray)) == 2:
+                break
+            assert time.monotonic() < deadline, "the killed replica was not replaced"
+            time.sleep(1)
+        assert victim["name"] not in {a["name"] for a in _replicas(ray)}
+        assert httpx.post(f"{url}/search", json={"query": "salary"}, timeout=30).status_code == 200
+    finally:
+        serve.shutdown()
