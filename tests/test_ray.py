@@ -201,8 +201,8 @@ def _running(status_app: object) -> int:
     return int(states.get("RUNNING", 0))
 
 
-def test_serve_replicas_survive_a_killed_replica(
-    ray_cluster: object, ray_index: Path, tmp_path: Path
+def test_serve_replicas_survive_a_killed_replica_and_follow_a_new_index(
+    ray_cluster: object, ray_index: Path, corpus: Path, tmp_path: Path
 ) -> None:
     import httpx
     import ray
@@ -210,10 +210,14 @@ def test_serve_replicas_survive_a_killed_replica(
 
     from rag.config import Settings
     from rag.distributed.serve import APP_NAME, deploy
+    from rag.index import build_index
+    from rag.models.embedder import load_embedder
 
+    served = tmp_path / "index"
+    shutil.copytree(ray_index, served)
     port = _free_port()
     settings = Settings(
-        index_dir=ray_index,
+        index_dir=served,
         data_dir=tmp_path / "data",
         host="127.0.0.1",
         port=port,
@@ -273,5 +277,18 @@ def test_serve_replicas_survive_a_killed_replica(
             time.sleep(1)
         assert victim["name"] not in {a["name"] for a in _replicas(ray)}
         assert httpx.post(f"{url}/search", json={"query": "salary"}, timeout=30).status_code == 200
+
+        # A build swapped into the served directory: every replica switches to it (reload).
+        changed = tmp_path / "corpus"
+        shutil.copytree(corpus, changed)
+        (changed / "sre.md").write_text("# SRE\n\nAn SRE keeps services up.\n", encoding="utf-8")
+        new_build = build_index(changed, served, load_embedder()).build_id
+        deadline = time.monotonic() + 60
+        streak = 0  # Serve spreads requests over replicas: 20 answers in a row means both
+        while streak < 20:
+            assert time.monotonic() < deadline, "a replica kept the old index"
+            ready = httpx.get(f"{url}/ready", timeout=5).json()
+            streak = streak + 1 if ready.get("build_id") == new_build else 0
+            time.sleep(0.05 if streak else 0.5)
     finally:
         serve.shutdown()

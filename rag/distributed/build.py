@@ -127,7 +127,8 @@ class RayBackend:
             fn_constructor_kwargs={"model": s.model, "batch_size": s.model_batch_size},
             batch_size=s.batch_size,
             batch_format="numpy",
-            concurrency=s.actors,
+            # A fixed pool (`concurrency=` is deprecated since Ray 2.51).
+            compute=ray.data.ActorPoolStrategy(size=s.actors),
             num_cpus=s.cpus_per_actor,
             num_gpus=s.gpus_per_actor or None,
         )
