@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -125,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="with --watch: wait for this many quiet milliseconds before re-indexing",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="parse and embed on Ray (the [ray] extra): 'auto' joins a running cluster, no value "
+        "starts a local one (RAG_RAY_ADDRESS)",
+    )
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser(
@@ -164,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (RAG_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (RAG_PORT, default 8000)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="server processes")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="serve with Ray Serve replicas (the [ray] extra): 'auto' joins a running cluster, "
+        "no value starts a local one (RAG_RAY_ADDRESS)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        metavar="N",
+        help="with --ray: N replicas (default: autoscale within RAG_RAY_MIN/MAX_REPLICAS)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -226,6 +249,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise UsageError("--watch and --if-stale cannot be combined: --watch builds when stale")
     if not 0 <= args.debounce <= 600_000:
         raise UsageError("argument --debounce: must be from 0 to 600000 milliseconds")
+    ray_address = _ray_address(args, settings)
+    if ray_address is not None and settings.adapt:
+        raise UsageError("--ray cannot adapt the model (RAG_ADAPT): adapt with a local build")
     out = terminal.console()
     reason = why_rebuild(settings, chunker or ChunkerSettings()) if args.if_stale else None
     if args.if_stale and reason is None:
@@ -259,11 +285,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     embedder = load_embedder(settings.model, settings.batch_size)
     if settings.adapt:
         err.print("Adapting the model to the corpus first (RAG_ADAPT=false skips this)")
-    build = partial(_build_once, args, settings, chunker, embedder, out, err)
-    if args.watch:
-        _watch(args, settings, build, err)
-    else:
-        build(full=args.full)
+    with ExitStack() as stack:
+        backend = None
+        if ray_address is not None:
+            from rag.distributed.build import RayBackend
+            from rag.distributed.cluster import ray_session
+
+            stack.enter_context(ray_session(ray_address))
+            backend = RayBackend.from_settings(settings)
+        build = partial(_build_once, args, settings, chunker, embedder, out, err, backend=backend)
+        if args.watch:
+            _watch(args, settings, build, err)
+        else:
+            build(full=args.full)
     return 0
 
 
@@ -276,6 +310,7 @@ def _build_once(
     err: Any,
     *,
     full: bool = False,
+    backend: Any = None,
 ) -> None:
     """One build, reported on stdout (a line, or JSON) with a progress bar on a terminal."""
     from contextlib import nullcontext
@@ -295,6 +330,7 @@ def _build_once(
             text_profile=settings.text_profile,
             full=full,
             lock_timeout=args.wait,
+            backend=backend,
         )
     skipped = manifest.extra.get("skipped") or {}
     for path, why in skipped.items():
@@ -480,7 +516,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError("argument --workers: must be at least 1")
     settings = _settings(args, host=args.host, port=args.port)
+    ray_address = _ray_address(args, settings)
+    if args.replicas is not None and ray_address is None:
+        raise UsageError("--replicas needs --ray (without Ray, --workers runs several processes)")
+    if ray_address is not None and args.workers > 1:
+        raise UsageError("--workers and --ray cannot be combined: use --replicas N with --ray")
+    if args.replicas is not None and args.replicas < 1:
+        raise UsageError("argument --replicas: must be at least 1")
     _quiet_model_loading()
+    if ray_address is not None:
+        from rag.distributed.serve import run_serve
+
+        run_serve(settings, ray_address, args.replicas)
+        return 0
     run_server = _optional_import("rag.serve.runner", "run_server", "the HTTP server")
     run_server(settings, settings.host, settings.port, args.workers)
     return 0
@@ -599,6 +647,20 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
         model=getattr(args, "model", None),
         **extra,
     )
+
+
+def _ray_address(args: argparse.Namespace, settings: Settings) -> str | None:
+    """The Ray cluster to use ("local", "auto" or an address), or None for no Ray; fails with
+    the install hint, before anything slow, when Ray is not installed."""
+    if args.ray is None and not settings.ray_address:
+        return None
+    from rag.distributed.cluster import RayMissing, require_ray
+
+    try:
+        require_ray()
+    except RayMissing as exc:
+        raise UsageError(str(exc)) from None
+    return args.ray or settings.ray_address or "local"
 
 
 def _check_k(k: int | None, settings: Settings) -> int:

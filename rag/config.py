@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     # and switches to it without a restart (rag.serve.reload); off: it keeps the index it
     # started with.
     reload: bool = True
+    # Ray (the [ray] extra; rag.distributed). The cluster `rag index --ray` and `rag serve --ray`
+    # use: "" is off unless --ray is given, "local" starts one here, "auto" joins a running one,
+    # anything else is an address (ray://host:10001).
+    ray_address: str = ""
+    # The build's embedding actors, each loading the model once, and what each asks for.
+    ray_actors: int = Field(2, ge=1)
+    ray_batch_size: int = Field(256, ge=1)
+    ray_cpus_per_actor: float = Field(1.0, gt=0)
+    ray_gpus_per_actor: float = Field(0.0, ge=0)
+    # Serve's autoscaling bounds when `rag serve --ray` is given no --replicas.
+    ray_min_replicas: int = Field(1, ge=1)
+    ray_max_replicas: int = Field(2, ge=1)
+    # CPUs Ray reserves for each serving replica (a replica uses about one under load).
+    ray_cpus_per_replica: float = Field(1.0, gt=0)
     # Plain str, not SecretStr: several workers get the settings through the environment
     # (rag.serve.runner), where SecretStr would arrive masked. repr=False keeps it out of logs.
     admin_token: str = Field(

@@ -33,6 +33,7 @@ from rag.index.store import Index, load_index, write_meta
 from rag.ingest.chunking import Chunk, ChunkerSettings, chunk_documents, chunk_sentences
 from rag.ingest.loader import PARSER_VERSION, load_corpus
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, get_profile
+from rag.ingest.types import Document, SourceFile
 from rag.models.adaptation import AdaptSettings, adapt_model
 from rag.models.embedder import Embedder, SentenceTransformerEmbedder
 from rag.models.onnx import export_embedder
@@ -56,6 +57,46 @@ class BuildProgress(Protocol):
 
     def advance(self, steps: int = 1) -> None:
         """``steps`` more steps of the current stage are done."""
+
+
+class BuildBackend(Protocol):
+    """Where a build's heavy steps run: in this process (LocalBackend) or on a cluster
+    (rag.distributed.build). Everything else, the writer included, is shared."""
+
+    def load(
+        self, corpus_dir: Path, text_profile: str, progress: BuildProgress
+    ) -> tuple[list[Document], list[SourceFile]]:
+        """The corpus's documents, with unique ids, and the files read."""
+
+    def chunk(self, docs: Sequence[Document], chunker: ChunkerSettings) -> list[Chunk]:
+        """All chunks of all documents, in document order."""
+
+    def embed(
+        self, embedder: Embedder, texts: Sequence[str], progress: BuildProgress
+    ) -> np.ndarray:
+        """Unit vectors of ``texts``, in order, as ``embedder`` would give them."""
+
+
+class LocalBackend:
+    """Parse, chunk and embed in this process."""
+
+    def load(
+        self, corpus_dir: Path, text_profile: str, progress: BuildProgress
+    ) -> tuple[list[Document], list[SourceFile]]:
+        """The corpus read and parsed here, one file after another."""
+        return load_corpus(
+            corpus_dir, text_profile, on_start=_stage(progress, "Parsing"), on_file=progress.advance
+        )
+
+    def chunk(self, docs: Sequence[Document], chunker: ChunkerSettings) -> list[Chunk]:
+        """All chunks, chunked here."""
+        return chunk_documents(docs, chunker)
+
+    def embed(
+        self, embedder: Embedder, texts: Sequence[str], progress: BuildProgress
+    ) -> np.ndarray:
+        """Vectors from the embedder itself, in slices so the progress bar moves."""
+        return _embed(embedder, texts, progress)
 
 
 class _Silent:
@@ -91,6 +132,7 @@ def build_index(
     text_profile: str = DEFAULT_TEXT_PROFILE,
     full: bool = False,
     lock_timeout: float = 0,
+    backend: BuildBackend | None = None,
 ) -> Manifest:
     """Parse, chunk, embed and index the corpus, then atomically replace ``index_dir``.
 
@@ -102,7 +144,8 @@ def build_index(
     (rag.models.adaptation), stored in ``index_dir/model``; queries must then use it
     (``load_query_embedder`` does). ``onnx`` (default: for a sentence-transformers embedder)
     exports the query model into ``index_dir/onnx`` for torch-free queries. Plain-text files
-    are read with the text profile ``text_profile`` (rag.ingest.profiles).
+    are read with the text profile ``text_profile`` (rag.ingest.profiles). ``backend`` is where
+    parsing, chunking and embedding run (default: here); the index written is the same.
     """
     index_dir = Path(index_dir).absolute()
     get_profile(text_profile)  # an unknown name fails before any work
@@ -113,7 +156,7 @@ def build_index(
         return _build(
             Path(corpus_dir), index_dir, embedder, chunker or ChunkerSettings(),
             progress or _Silent(), faiss_kind, sentence_index, before_swap, onnx, adapt,
-            text_profile, full, debris,
+            text_profile, full, debris, backend or LocalBackend(),
         )  # fmt: skip
 
 
@@ -131,14 +174,13 @@ def _build(
     text_profile: str,
     full: bool,
     debris: list[str],
+    backend: BuildBackend,
 ) -> Manifest:
     import faiss
 
     t0 = time.perf_counter()
-    docs, sources = load_corpus(
-        corpus_dir, text_profile, on_start=_stage(progress, "Parsing"), on_file=progress.advance
-    )
-    chunks = chunk_documents(docs, chunker)
+    docs, sources = backend.load(corpus_dir, text_profile, progress)
+    chunks = backend.chunk(docs, chunker)
     is_st = isinstance(embedder, SentenceTransformerEmbedder)
     if adapt is True:
         adapt = AdaptSettings()
@@ -165,7 +207,7 @@ def _build(
             )
         keys = [chunk_key(c) for c in chunks]
         vectors, sent_vectors, sent_rows, reused = _vectors(
-            chunks, keys, embedder, reuse, sentence_index, text_profile, progress
+            chunks, keys, embedder, reuse, sentence_index, text_profile, progress, backend
         )
         extra["changes"] = _changes(chunks, keys, reused, reuse, why_full)
         if reuse is not None:
@@ -284,6 +326,7 @@ def _vectors(
     sentence_index: bool,
     text_profile: str,
     progress: BuildProgress,
+    backend: BuildBackend,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, int]:
     """Passage vectors, sentence vectors and their passage rows: reused where the previous index
     has the same key, embedded otherwise. Returns the number of passages reused too."""
@@ -304,8 +347,15 @@ def _vectors(
     progress.stage("Embedding", len(texts) + len(sent_texts))
     dim = embedder.dim if (texts or sent_texts or reuse is None) else reuse.index.manifest.dim
     vectors = np.empty((len(chunks), dim), dtype=np.float32)
+    # One call for passages and sentences: a cluster backend starts its workers once per call.
+    both = texts + sent_texts
+    embedded = (
+        _checked(backend.embed(embedder, both, progress), len(both))
+        if both
+        else np.empty((0, dim), np.float32)
+    )
     if len(new):
-        vectors[new] = _embed(embedder, texts, progress)
+        vectors[new] = embedded[: len(texts)]
     if len(kept):
         assert reuse is not None
         vectors[kept] = _stored(reuse.index.faiss, old_rows[kept])
@@ -313,7 +363,7 @@ def _vectors(
         return vectors, None, None, len(kept)
 
     # Sentences, in passage order: each passage's run comes from the old index or the new embed.
-    fresh = _embed(embedder, sent_texts, progress) if sent_texts else np.empty((0, dim), np.float32)
+    fresh = embedded[len(texts) :]
     fresh_starts = np.searchsorted(np.asarray(sent_owner, dtype=np.int64), np.arange(len(chunks)))
     counts = np.zeros(len(chunks), dtype=np.int64)
     if sent_owner:
@@ -348,6 +398,13 @@ def _embed(embedder: Embedder, texts: Sequence[str], progress: BuildProgress) ->
         parts.append(np.asarray(part, dtype=np.float32))
         progress.advance(part.shape[0])
     return np.concatenate(parts) if parts else np.empty((0, embedder.dim), np.float32)
+
+
+def _checked(vectors: np.ndarray, n: int) -> np.ndarray:
+    """A backend's vectors, refused unless there is one row per text."""
+    if vectors.ndim != 2 or vectors.shape[0] != n:
+        raise ValueError(f"embedding backend returned shape {vectors.shape} for {n} texts")
+    return np.asarray(vectors, dtype=np.float32)
 
 
 def _stored(faiss_index: Any, rows: np.ndarray) -> np.ndarray:

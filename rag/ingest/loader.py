@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import BadDocument, CorpusEmpty
@@ -101,38 +102,89 @@ def load_corpus(
     Plain-text files are read with the text profile ``text_profile`` (rag.ingest.profiles).
     ``on_start`` hears how many files there are, ``on_file`` each one done (a progress bar).
     """
+    files = read_corpus(corpus_dir, on_start=on_start, on_file=on_file)
+    return assemble_corpus(corpus_dir, [parse_read(f, text_profile) for f in files])
+
+
+@dataclass
+class ReadFile:
+    """A corpus file's relative path, bytes and their hash, as read on the driver."""
+
+    rel: str
+    data: bytes
+    digest: str
+
+
+@dataclass
+class ParsedFile:
+    """What parsing one file gave: its documents, or why it was skipped."""
+
+    rel: str
+    digest: str
+    docs: list[Document]
+    error: str | None = None
+
+
+def read_corpus(
+    corpus_dir: Path,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_file: Callable[[], None] | None = None,
+) -> list[ReadFile]:
+    """Every readable candidate file's bytes and hash, in a stable order."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise CorpusEmpty(f"corpus folder {corpus_dir} does not exist")
-    docs: list[Document] = []
-    sources: list[SourceFile] = []
-    seen_ids: set[str] = set()
-    seen_bodies: set[str] = set()
     paths = list(iter_corpus_files(corpus_dir))
     if on_start is not None:
         on_start(len(paths))
+    out: list[ReadFile] = []
     for path in paths:
         if on_file is not None:
             on_file()
-        rel = path.relative_to(corpus_dir).as_posix()
         try:
             data = path.read_bytes()
         except OSError as exc:
             log.warning("skipping %s: cannot read it (%s)", path, exc.strerror or exc)
             continue
-        digest = hashlib.sha256(data).hexdigest()
-        try:
-            parsed = parse_file(data, rel, text_profile)
-            if not parsed:
-                raise BadDocument("no text to index")
-        except BadDocument as exc:
-            log.warning("skipping %s: %s", path, exc)
+        rel = path.relative_to(corpus_dir).as_posix()
+        out.append(ReadFile(rel, data, hashlib.sha256(data).hexdigest()))
+    return out
+
+
+def parse_read(file: ReadFile, text_profile: str = DEFAULT_TEXT_PROFILE) -> ParsedFile:
+    """Parse one file read by read_corpus; a pure function of its bytes, so it runs anywhere."""
+    try:
+        parsed = parse_file(file.data, file.rel, text_profile)
+        if not parsed:
+            raise BadDocument("no text to index")
+    except BadDocument as exc:
+        return ParsedFile(file.rel, file.digest, [], str(exc))
+    return ParsedFile(file.rel, file.digest, parsed)
+
+
+def assemble_corpus(
+    corpus_dir: Path, parsed_files: Iterable[ParsedFile]
+) -> tuple[list[Document], list[SourceFile]]:
+    """Drop repeated bodies and make ids unique across the corpus, in file order.
+
+    Done in one place over the whole corpus (never per file) so a build that parses files
+    elsewhere (rag.distributed) names documents exactly as a local one.
+    """
+    docs: list[Document] = []
+    sources: list[SourceFile] = []
+    seen_ids: set[str] = set()
+    seen_bodies: set[str] = set()
+    for pf in parsed_files:
+        rel = pf.rel
+        if pf.error is not None:
+            log.warning("skipping %s: %s", Path(corpus_dir) / rel, pf.error)
             # Recorded with no text, so staleness checks (which hash every candidate file's
             # bytes) do not see a skipped file as new on every run.
-            sources.append(SourceFile(rel, "", digest, str(exc)))
+            sources.append(SourceFile(rel, "", pf.digest, pf.error))
             continue
-        sources.append(SourceFile(rel, parsed[0].text if parsed else "", digest))
-        for doc in parsed:
+        sources.append(SourceFile(rel, pf.docs[0].text, pf.digest))
+        for doc in pf.docs:
             # Guide sites repeat the same short guides on many pages; index each once.
             body = hashlib.sha256(f"{doc.title}\n{doc.body}".encode()).hexdigest()
             if body in seen_bodies:
