@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("ray")
+import ray  # noqa: F401  (the [ray] extra, which make test installs: without it this must fail)
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -30,7 +29,6 @@ QUERIES = [
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[object]:
     """A local cluster of 2 CPUs for the module, always shut down."""
-    import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -205,7 +203,6 @@ def test_serve_replicas_survive_a_killed_replica_and_follow_a_new_index(
     ray_cluster: object, ray_index: Path, corpus: Path, tmp_path: Path
 ) -> None:
     import httpx
-    import ray
     from ray import serve
 
     from rag.config import Settings
