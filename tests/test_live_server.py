@@ -12,14 +12,13 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +35,8 @@ from rag.index.fs import swap_into_place
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
 from rag.serve.reload import index_changes
+from tests import servers
+from tests.servers import child_env, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = {"allowed_hosts": ["testserver", "test"], "rate_limit": "off"}
@@ -45,17 +46,6 @@ FACT_GUIDE = (
     "interstellar logistics and renew the certificate every three years.\n"
 )
 FACT_QUERY = "How many credits does the Zorblax certification cost?"
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    """Poll until ``predicate()`` is truthy and return it; a hang guard, not a timing check."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"gave up waiting for {what} after {timeout} s")
 
 
 def is_closed(index: Any) -> bool:
@@ -281,24 +271,6 @@ def test_reload_off_keeps_the_index_the_server_started_with(
 # --------------------------------------------------------------------------- real server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def child_env(index_dir: Path, corpus: Path, data: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "HF_HUB_OFFLINE": "1",
-        "RAG_INDEX_DIR": str(index_dir),
-        "RAG_CORPUS_DIR": str(corpus),
-        "RAG_DATA_DIR": str(data),
-        "RAG_RATE_LIMIT": "off",
-    }
-
-
 def rag_index(index_dir: Path, corpus: Path, data: Path) -> None:
     """``rag index`` with the real model, as an operator would run it."""
     proc = subprocess.run(
@@ -317,42 +289,14 @@ def rag_serve(
     index_dir: Path, corpus: Path, tmp_path: Path, workers: int = 1, wait: bool = True
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """``rag serve`` in a subprocess on a free port of 127.0.0.1; its log goes to a file."""
-    port = free_port()
-    log_path = tmp_path / f"server-{port}.log"
-    cmd = [sys.executable, "-m", "rag", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd, env=child_env(index_dir, corpus, tmp_path / "data"), cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _answers(url, proc, log_path), "the server to start", 120)
-        if wait:
-            wait_for(lambda: _get(f"{url}/ready").status_code == 200, "the index to load", 120)
+    log_path = tmp_path / f"server-{uuid.uuid4().hex[:8]}.log"
+    env = child_env(index_dir, corpus, tmp_path / "data")
+    with servers.rag_serve(env, log_path, workers=workers, ready=wait) as (url, proc):
         yield url, proc, log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def _get(url: str) -> httpx.Response:
     return httpx.get(url, timeout=10)
-
-
-def _answers(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> bool:
-    if proc.poll() is not None:
-        pytest.fail(f"the server exited: {log_path.read_text()[-3000:]}")
-    try:
-        return _get(f"{url}/health").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class Load:

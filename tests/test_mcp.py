@@ -13,12 +13,10 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from rag.serve.app import create_app
 from rag.serve.mcp_http import transport_security
 from rag.serve.mcp_server import MAX_READ_CHARS, build_server
 from rag.serve.mcp_stdio import LoadedIndex
+from tests import servers
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -597,50 +596,13 @@ def test_stdio_real_index_every_tool(real_index_dir: Path) -> None:
     asyncio.run(go())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"gave up waiting for {what} after {timeout} s")
-
-
 @contextmanager
 def rag_serve(index_dir: Path, tmp_path: Path) -> Iterator[str]:
     """``python -m rag serve`` on a free port of 127.0.0.1, ready; yields its URL."""
-    port = free_port()
     log = tmp_path / "server.log"
-    cmd = [sys.executable, "-m", "rag", "serve", "--host", "127.0.0.1", "--port", str(port)]
     env = child_env(index_dir, RAG_DATA_DIR=str(tmp_path / "data"), RAG_RATE_LIMIT="off")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited: {log.read_text()[-3000:]}")
-        try:
-            return httpx.get(f"{url}/ready", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(ready, "the server to load its index")
+    with servers.rag_serve(env, log) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
     # uvicorn ends by re-raising SIGTERM; its lifespan (and the MCP session manager's) ended.
     text = log.read_text()
     assert "Application shutdown complete" in text and "Traceback" not in text, text[-3000:]

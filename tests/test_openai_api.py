@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
 from rag.serve.querylog import db_path
+from tests.servers import child_env, rag_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_CHARS = 200
@@ -438,36 +436,9 @@ def real_server(
 ) -> Iterator[RealServer]:
     """``rag serve`` on the real index in a subprocess on a free port of 127.0.0.1."""
     work = tmp_path_factory.mktemp("openai-server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
-           "RAG_INDEX_DIR": str(real_index_dir), "RAG_CORPUS_DIR": str(ROOT / "corpus"),
-           "RAG_DATA_DIR": str(work / "data"), "RAG_RATE_LIMIT": "off"}  # fmt: skip
-    cmd = [sys.executable, "-m", "rag", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    log_path = work / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(1200):  # a hang guard: the model and index load in seconds
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            pytest.fail("the server did not get ready: " + log_path.read_text()[-3000:])
+    env = child_env(real_index_dir, ROOT / "corpus", work / "data")
+    with rag_serve(env, work / "server.log") as (url, _):
         yield RealServer(url, work / "data")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 @pytest.fixture(scope="module")
