@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import threading
 import time
 from collections.abc import Sequence
@@ -101,6 +100,8 @@ class Retriever:
         self._titles: list[str] | None = None
         # A document's rows, read from SQLite once: the index never changes under a Retriever.
         self._doc_rows: dict[str, np.ndarray] = {}
+        # Only documents a query named (ids come from the index's titles), so bounded by them.
+        self._doc_words: dict[str, tuple[str, frozenset[str]]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Retriever:
@@ -212,10 +213,14 @@ class Retriever:
         ]
         return (title, absent) if absent else None
 
-    @functools.lru_cache(maxsize=256)  # noqa: B019 (one Retriever per index, kept for its life)
     def _document_words(self, doc_id: str) -> tuple[str, frozenset[str]]:
-        doc = self.index.document(doc_id)
-        return doc.title, frozenset(query_tokens(doc.text))
+        """A named document's title and BM25 tokens, read once. Kept on the instance, not in a
+        class-level cache, so a retriever replaced by a reload takes its index with it."""
+        words = self._doc_words.get(doc_id)
+        if words is None:
+            doc = self.index.document(doc_id)
+            words = self._doc_words[doc_id] = (doc.title, frozenset(query_tokens(doc.text)))
+        return words
 
     def _unmentioned_aspect(self, query: str) -> str | None:
         """The answer's note when the named guide lacks what the question asks about."""
