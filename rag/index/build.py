@@ -345,7 +345,7 @@ def _vectors(
             sent_texts += units
             sent_owner += [int(i)] * len(units)
     progress.stage("Embedding", len(texts) + len(sent_texts))
-    dim = embedder.dim if (texts or sent_texts or reuse is None) else reuse.index.manifest.dim
+    dim = embedder.dim
     vectors = np.empty((len(chunks), dim), dtype=np.float32)
     # One call for passages and sentences: a cluster backend starts its workers once per call.
     both = texts + sent_texts
