@@ -25,6 +25,7 @@ from rag.config import Settings
 from rag.errors import IndexDamaged
 from rag.index import Manifest, build_index, load_index
 from rag.models.query import load_query_embedder
+from tests import test_cli
 from tests.conftest import CORPUS, FakeEmbedder
 
 QUESTION = "what does a data engineer build"
@@ -102,14 +103,8 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(corpus=corpus, index=index)
 
 
-@pytest.fixture(autouse=True)
-def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No colour codes and no RAG_* settings leaking in from the shell."""
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "100")
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for name in [n for n in os.environ if n.startswith("RAG_")]:
-        monkeypatch.delenv(name)
+# The CLI tests' plain terminal: no colour codes, no RAG_* settings leaking in from the shell.
+plain_terminal = test_cli.plain_terminal
 
 
 @pytest.fixture
