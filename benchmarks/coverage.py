@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -134,14 +133,6 @@ def fit(rows: list[dict[str, Any]], c: CoverageConfig) -> dict[str, float]:
     return {"sentence_weight": round(float(w[0]), 2), "dense_weight": round(float(w[1]), 2),
             "lexical_weight": round(float(w[2]), 2), "terms_weight": round(float(w[3]), 2),
             "bias": round(float(m.intercept_[0]), 2)}  # fmt: skip
-
-
-def shipped(row: dict[str, Any], c: CoverageConfig) -> bool:
-    """The decision exactly as the shipped CoverageConfig makes it."""
-    s, d, lex, t = features(row, c)
-    z = (c.sentence_weight * s + c.dense_weight * d + c.lexical_weight * lex
-         + c.terms_weight * t + c.bias)  # fmt: skip
-    return 1 / (1 + math.exp(-z)) >= c.threshold
 
 
 def main(argv: list[str] | None = None) -> int:
