@@ -78,10 +78,19 @@ def rag_serve(
         except httpx.HTTPError:
             return False
 
+    # Each worker process loads the index itself, and each request (a new connection) reaches
+    # any of them: only a run of ready answers says that every worker has loaded it.
+    in_a_row = 1 if workers == 1 else 20 * workers
+    streak = [0]
+
+    def all_ready() -> bool:
+        streak[0] = streak[0] + 1 if answers("/ready") else 0
+        return streak[0] >= in_a_row
+
     try:
         wait_for(lambda: answers("/health"), "the server to start", 120)
         if ready:
-            wait_for(lambda: answers("/ready"), "the index to load", 120)
+            wait_for(all_ready, "the index to load in every worker", 120)
         yield url, proc
     finally:
         stop(proc)
