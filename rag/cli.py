@@ -30,7 +30,7 @@ EXIT_USAGE = 2
 # Kept in step with rag.search.MODES (a test checks) without importing it at start-up.
 MODES = ("hybrid", "dense", "sentence", "bm25")
 MODES_FOR_EVAL = ("dense", "sentence", "bm25", "hybrid")
-# Kept in step with rag.serve.querylog.LOW_SCORE (a test checks), so `rag --help` need not import it.
+# Kept in step with rag.analytics.querylog.LOW_SCORE (a test checks), so `rag --help` need not import it.
 LOW_SCORE = 2.5
 
 
@@ -554,21 +554,21 @@ def cmd_log(args: argparse.Namespace) -> int:
     from rag.config import get_settings
 
     settings = get_settings(data_dir=args.data)
-    summary = _optional_import("rag.serve.querylog", "summary", "the query log")
+    summary = _optional_import("rag.analytics.querylog", "summary", "the query log")
     data = summary(settings.data_dir, low_score=args.low_score)
     if args.json:
         terminal.print_json(data)
     else:
-        format_summary = _optional_import("rag.serve.querylog", "format_summary", "the query log")
+        format_summary = _optional_import(
+            "rag.analytics.querylog", "format_summary", "the query log"
+        )
         print(format_summary(data))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Report what readers asked, what went unanswered or disliked, and what was cited."""
-    from rag.config import get_settings
-    from rag.errors import BadQuery
-    from rag.serve.report import (
+    from rag.analytics.report import (
         build_report,
         format_report,
         index_documents,
@@ -576,6 +576,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         render_html,
         write_csv,
     )
+    from rag.config import get_settings
+    from rag.errors import BadQuery
 
     settings = get_settings(data_dir=args.data, index_dir=args.index)
     try:

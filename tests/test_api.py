@@ -20,13 +20,13 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from rag.analytics.querylog import db_path
 from rag.config import Settings
 from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import app_factory, create_app
 from rag.serve.batching import MicroBatcher
 from rag.serve.protocol import GuardedHttpToolsProtocol, HttpLimits
-from rag.serve.querylog import db_path
 from rag.serve.runner import run_server, settings_env, uvicorn_options
 
 ROOT = Path(__file__).resolve().parent.parent

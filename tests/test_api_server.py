@@ -17,10 +17,10 @@ import httpx
 import pytest
 import uvicorn
 
+from rag.analytics.querylog import db_path
 from rag.config import Settings
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
-from rag.serve.querylog import db_path
 from rag.serve.runner import uvicorn_options
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -478,10 +478,10 @@ def test_serve_rejects_invalid_port_and_workers(
 def test_log_prints_querylog_summary(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    querylog = types.ModuleType("rag.serve.querylog")
+    querylog = types.ModuleType("rag.analytics.querylog")
     querylog.summary = lambda data_dir, low_score: {"queries": 3, "data_dir": str(data_dir)}  # type: ignore[attr-defined]
     querylog.format_summary = lambda d: f"{d['queries']} queries logged"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "rag.serve.querylog", querylog)
+    monkeypatch.setitem(sys.modules, "rag.analytics.querylog", querylog)
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "env-data"))
 
     code, out, _ = run(capsys, "log", "--json")
@@ -495,7 +495,7 @@ def test_log_prints_querylog_summary(
 def test_log_low_score_sets_the_threshold(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from rag.serve.querylog import QueryLog, QueryRecord
+    from rag.analytics.querylog import QueryLog, QueryRecord
 
     qlog = QueryLog(tmp_path)
     for i, top in enumerate((1.0, 3.0, 5.0)):

@@ -150,7 +150,7 @@ def test_answered_flag_is_logged(client):
     client.post("/ask", json={"query": "zzz qqq"})
     client.post("/ask", json={"query": "Build ETL pipelines with Spark"})
     client.post("/search", json={"query": "Spark"})
-    from rag.serve.querylog import db_path
+    from rag.analytics.querylog import db_path
 
     db = db_path(client.app.state.services.settings.data_dir)
     rows: list = []

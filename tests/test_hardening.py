@@ -14,12 +14,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from rag.analytics.querylog import db_path
 from rag.config import Settings
 from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import allowed_hosts, create_app
 from rag.serve.middleware import BodyGuard
-from rag.serve.querylog import db_path
 from rag.serve.schemas import NOT_BLANK
 
 

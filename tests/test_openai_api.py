@@ -24,11 +24,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from rag.analytics.querylog import db_path
 from rag.config import Settings
 from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
-from rag.serve.querylog import db_path
 from tests.servers import child_env, rag_serve
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.serve.querylog import (
+from rag.analytics.querylog import (
     QueryLog,
     QueryNotFound,
     QueryRecord,

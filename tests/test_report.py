@@ -25,16 +25,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from rag.analytics.querylog import QueryLog, QueryRecord, db_path
+from rag.analytics.report import build_report, parse_since, render_html, to_csv
+from rag.analytics.report.groups import group_questions, jaccard, normalise, stems
+from rag.analytics.report.html import STYLE_HASH
 from rag.cli import main
 from rag.config import Settings
 from rag.errors import BadQuery
 from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
-from rag.serve.querylog import QueryLog, QueryRecord, db_path
-from rag.serve.report import build_report, parse_since, render_html, to_csv
-from rag.serve.report.groups import group_questions, jaccard, normalise, stems
-from rag.serve.report.html import STYLE_HASH
 
 TOKEN = "s3cret-admin-token-for-tests"
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

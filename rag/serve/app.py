@@ -31,6 +31,7 @@ from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from rag import __version__
+from rag.analytics.querylog import QueryLog
 from rag.config import Settings
 from rag.search.retriever import Retriever
 from rag.serve.apidocs import router as apidocs_router
@@ -40,7 +41,6 @@ from rag.serve.mcp_http import MCP_PATH, McpEndpoint, transport_security
 from rag.serve.middleware import BodyGuard, HeadAsGet, HostGuard, host_of
 from rag.serve.openai_schemas import document_limits
 from rag.serve.pages import router as pages_router
-from rag.serve.querylog import QueryLog
 from rag.serve.reload import keep_current
 from rag.serve.routes import ROUTERS
 from rag.serve.routes.admin import LOGIN_PATH

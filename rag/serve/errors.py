@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from rag.analytics.querylog import QueryNotFound
 from rag.errors import (
     BadQuery,
     CorpusEmpty,
@@ -32,7 +33,6 @@ from rag.errors import (
     RagError,
 )
 from rag.serve.openai_schemas import OpenAIError, OpenAIErrorResponse
-from rag.serve.querylog import QueryNotFound
 from rag.serve.schemas import ErrorResponse, FieldError
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 
+from rag.analytics.querylog import QueryLog, QueryRecord
 from rag.config import Settings
 from rag.errors import BadQuery, IndexDamaged, IndexNotFound, RagError
 from rag.index.store import DocumentInfo
@@ -33,7 +34,6 @@ from rag.search.chat import resolve_query
 from rag.search.retriever import Retriever
 from rag.search.types import Filters, Hit, SearchResult
 from rag.serve.errors import public_message
-from rag.serve.querylog import QueryLog, QueryRecord
 from rag.serve.schemas import ChatMessage
 from rag.serve.snapshot import Snapshot, index_version, load_snapshot
 

@@ -23,8 +23,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from rag.serve.report import build_report, parse_since, render_html, render_login, to_csv
-from rag.serve.report.html import STYLE_HASH
+from rag.analytics.report import build_report, parse_since, render_html, render_login, to_csv
+from rag.analytics.report.html import STYLE_HASH
 from rag.serve.services import Services, Svc
 
 router = APIRouter(prefix="/admin", include_in_schema=False)

@@ -4,11 +4,11 @@
 present it. ``rag report`` and the server's ``/admin`` pages are thin layers over these.
 """
 
-from rag.serve.report.csv_export import to_csv, write_csv
-from rag.serve.report.data import build_report, index_documents
-from rag.serve.report.html import render_html, render_login
-from rag.serve.report.since import parse_since
-from rag.serve.report.text import format_report
+from rag.analytics.report.csv_export import to_csv, write_csv
+from rag.analytics.report.data import build_report, index_documents
+from rag.analytics.report.html import render_html, render_login
+from rag.analytics.report.since import parse_since
+from rag.analytics.report.text import format_report
 
 __all__ = [
     "build_report",

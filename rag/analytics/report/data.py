@@ -15,9 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rag.serve.querylog import LOW_SCORE, db_path, percentile
-from rag.serve.report.groups import SIMILARITY, Group, group_questions
-from rag.serve.report.since import log_timestamp
+from rag.analytics.querylog import LOW_SCORE, db_path, percentile
+from rag.analytics.report.groups import SIMILARITY, Group, group_questions
+from rag.analytics.report.since import log_timestamp
 
 # Groups and documents listed per section; every section also gives its full count.
 LIMIT = 25

@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from rag.serve.report.charts import Bar, hbar_chart, volume_chart
+from rag.analytics.report.charts import Bar, hbar_chart, volume_chart
 
 STYLE = """
 :root { color-scheme: light; }
