@@ -607,7 +607,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_documents(args: argparse.Namespace) -> int:
     """List the indexed documents with their section and chunk counts."""
-    from rag.index.store import load_index
+    from rag.index.load import load_index
 
     settings = _settings(args)
     # Listing needs no embedding model, so an index built by another model is still readable.

@@ -52,10 +52,6 @@ class IndexBusy(RagError):
     """Another build holds the index's lock."""
 
 
-class IndexStale(RagError):
-    """The corpus changed since the index was built."""
-
-
 class CorpusEmpty(RagError):
     """The corpus folder has no readable documents."""
 

@@ -17,8 +17,9 @@
 
 from rag.index.build import build_index, sentence_units
 from rag.index.freshness import why_rebuild
+from rag.index.load import load_index
 from rag.index.manifest import FORMAT_VERSION, Manifest, corpus_fingerprint, corpus_hashes
-from rag.index.store import DocumentInfo, Index, load_index
+from rag.index.store import DocumentInfo, Index
 
 __all__ = [
     "FORMAT_VERSION",

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,11 +26,13 @@ import numpy as np
 from rag.errors import RagError
 from rag.index.ann import make_faiss_index
 from rag.index.fs import swap_into_place
+from rag.index.layout import MODEL_DIR, Layout
 from rag.index.lexical import BM25_PARAMS, build_bm25
+from rag.index.load import load_index
 from rag.index.lock import build_lock, new_temp_dir, remove_debris
-from rag.index.manifest import FORMAT_VERSION, Manifest
-from rag.index.store import Index, load_index, write_meta
-from rag.ingest.chunking import Chunk, ChunkerSettings, chunk_documents, chunk_sentences
+from rag.index.manifest import FORMAT_VERSION, BuildSpec, Manifest
+from rag.index.store import Index, write_meta
+from rag.ingest.chunking import Chunk, ChunkerSettings, chunk_documents
 from rag.ingest.loader import PARSER_VERSION, load_corpus
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, get_profile
 from rag.ingest.types import Document, SourceFile
@@ -133,6 +135,7 @@ def build_index(
     full: bool = False,
     lock_timeout: float = 0,
     backend: BuildBackend | None = None,
+    previous: Index | None = None,
 ) -> Manifest:
     """Parse, chunk, embed and index the corpus, then atomically replace ``index_dir``.
 
@@ -146,6 +149,8 @@ def build_index(
     exports the query model into ``index_dir/onnx`` for torch-free queries. Plain-text files
     are read with the text profile ``text_profile`` (rag.ingest.profiles). ``backend`` is where
     parsing, chunking and embedding run (default: here); the index written is the same.
+    ``previous`` is the index at ``index_dir`` already opened (the build takes it over and
+    closes it), so that it is not loaded twice; it is used only if no build replaced it since.
     """
     index_dir = Path(index_dir).absolute()
     get_profile(text_profile)  # an unknown name fails before any work
@@ -156,7 +161,7 @@ def build_index(
         return _build(
             Path(corpus_dir), index_dir, embedder, chunker or ChunkerSettings(),
             progress or _Silent(), faiss_kind, sentence_index, before_swap, onnx, adapt,
-            text_profile, full, debris, backend or LocalBackend(),
+            text_profile, full, debris, backend or LocalBackend(), previous,
         )  # fmt: skip
 
 
@@ -175,6 +180,7 @@ def _build(
     full: bool,
     debris: list[str],
     backend: BuildBackend,
+    previous: Index | None,
 ) -> Manifest:
     import faiss
 
@@ -189,25 +195,37 @@ def _build(
     base_model = embedder.model_id
 
     tmp = new_temp_dir(index_dir)
+    out = Layout(tmp)
     reuse: _Reuse | None = None
     try:
         # Files that could not be parsed, with why: reported by `rag index`, never fatal.
         extra: dict[str, Any] = {"skipped": {s.path: s.error for s in sources if s.error}}
         if adapt:
             embedder, extra["adapted"] = adapt_model(
-                embedder, chunks, tmp / "model", adapt, text_profile,
-                _previous_adaptation(index_dir),
-            )  # fmt: skip
+                embedder, chunks, out.model, adapt, _previous_adaptation(index_dir)
+            )
         if sentence_index is None:
             sentence_index = len(chunks) <= SENTENCE_INDEX_MAX_CHUNKS
+        spec = BuildSpec(
+            model=base_model,
+            chunker=chunker.to_dict(),
+            parser_version=PARSER_VERSION,
+            text_profile=text_profile,
+            bm25=dict(BM25_PARAMS),
+            adaptation=extra["adapted"]["settings"] if adapt else None,
+            query_model=embedder.model_id,
+            dim=embedder.dim,
+        )
         why_full = "asked for (--full)" if full else None
         if not full:
-            reuse, why_full = _reusable(
-                index_dir, embedder, base_model, chunker, text_profile, sentence_index
-            )
+            reuse, why_full = _reusable(index_dir, spec, sentence_index, previous)
+            previous = None
+        elif previous is not None:
+            previous.close()
+            previous = None
         keys = [chunk_key(c) for c in chunks]
         vectors, sent_vectors, sent_rows, reused = _vectors(
-            chunks, keys, embedder, reuse, sentence_index, text_profile, progress, backend
+            chunks, keys, embedder, reuse, sentence_index, progress, backend
         )
         extra["changes"] = _changes(chunks, keys, reused, reuse, why_full)
         if reuse is not None:
@@ -216,37 +234,37 @@ def _build(
 
         progress.stage("Writing", 4)
         index, faiss_params = make_faiss_index(vectors, faiss_kind)
-        faiss.write_index(index, str(tmp / "vectors.faiss"))
+        faiss.write_index(index, str(out.vectors))
         del index
         progress.advance()
         if sent_vectors is not None:
             sent_index, faiss_params["sentences"] = make_faiss_index(sent_vectors, faiss_kind)
-            faiss.write_index(sent_index, str(tmp / "sentences.faiss"))
-            np.save(tmp / "sentence_rows.npy", sent_rows)
+            faiss.write_index(sent_index, str(out.sentences))
+            np.save(out.sentence_rows, sent_rows)
             del sent_index
         progress.advance()
-        build_bm25([c.embedding_text() for c in chunks]).save(
-            str(tmp / "bm25"), show_progress=False
+        build_bm25([c.embedding_text() for c in chunks], spec.bm25).save(
+            str(out.bm25), show_progress=False
         )
         progress.advance()
-        write_meta(tmp / "meta.sqlite", docs, chunks, keys)
+        write_meta(out.meta, docs, chunks, keys)
         progress.advance()
         if onnx is None:
             onnx = is_st
         if onnx:
-            extra["onnx"] = _export_onnx(embedder, tmp / "onnx", index_dir / "onnx")
+            extra["onnx"] = _export_onnx(embedder, out.onnx, Layout(index_dir).onnx)
         if debris:
             extra["removed_debris"] = debris
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             # The configured model, so settings still match; extra["adapted"] names the weights.
-            model=base_model,
+            model=spec.model,
             dim=embedder.dim,
-            chunker=chunker.to_dict(),
-            parser_version=PARSER_VERSION,
-            text_profile=text_profile,
+            chunker=spec.chunker,
+            parser_version=spec.parser_version,
+            text_profile=spec.text_profile,
             faiss=faiss_params,
-            bm25=dict(BM25_PARAMS),
+            bm25=spec.bm25,
             sources={s.path: s.sha256 for s in sources},
             counts={"sources": len(sources), "documents": len(docs), "chunks": len(chunks)},
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -259,8 +277,9 @@ def _build(
             before_swap(tmp)
         swap_into_place(tmp, index_dir)
     except BaseException:
-        if reuse is not None:
-            reuse.index.close()
+        for index in (reuse.index if reuse is not None else None, previous):
+            if index is not None:
+                index.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
@@ -271,41 +290,27 @@ def _stage(progress: BuildProgress, name: str) -> Callable[[int], None]:
 
 
 def chunk_key(chunk: Chunk) -> str:
-    """Hash of everything a passage's vectors depend on: its embedded text, its kind and how
-    its sentences are split (by file type), so equal keys mean equal vectors."""
-    suffix = PurePosixPath(chunk.source).suffix.lower()
-    kind = str(chunk.meta.get("kind", "text"))
-    data = f"{suffix}\0{kind}\0{chunk.embedding_text()}"
+    """Hash of everything a passage's vectors depend on, its embedded text and its sentences'
+    (both embedded by the same model), so equal keys mean equal vectors."""
+    data = "\0".join([chunk.embedding_text(), *chunk.sentence_units()])
     return hashlib.sha256(data.encode()).hexdigest()[:32]
 
 
 def _reusable(
-    index_dir: Path,
-    embedder: Embedder,
-    base_model: str,
-    chunker: ChunkerSettings,
-    text_profile: str,
-    sentence_index: bool,
+    index_dir: Path, spec: BuildSpec, sentence_index: bool, opened: Index | None
 ) -> tuple[_Reuse | None, str | None]:
-    """The previous index, when its vectors can be reused; else None and why not."""
+    """The previous index (``opened`` if it is still the one in place), when its vectors can
+    be reused; else None and why not."""
     try:
-        index = load_index(index_dir)
+        index = _still_in_place(opened, index_dir) or load_index(index_dir)
     except RagError as exc:
         return (
             None,
             "no previous index" if not index_dir.exists() else f"previous index unusable: {exc}",
         )
-    m = index.manifest
-    why = None
-    if m.model != base_model or m.query_model != embedder.model_id or m.dim != embedder.dim:
-        why = "the model changed"
-    elif m.chunker != chunker.to_dict():
-        why = "the chunker settings changed"
-    elif m.parser_version != PARSER_VERSION:
-        why = "the document parser changed"
-    elif m.text_profile != text_profile:
-        why = "the text profile changed"
-    elif sentence_index and index.sentences is None:
+    # BM25 is rebuilt from the passages every time: its settings decide nothing about vectors.
+    why = next((why for name, why in index.manifest.spec.differences(spec) if name != "bm25"), None)
+    if why is None and sentence_index and index.sentences is None:
         why = "the previous index has no sentence vectors"
     if why is None:
         try:
@@ -318,13 +323,26 @@ def _reusable(
     return _Reuse(index, rows_by_key, keys_by_doc, chunk_ids), None
 
 
+def _still_in_place(opened: Index | None, index_dir: Path) -> Index | None:
+    """``opened`` if the index at ``index_dir`` is still the build it was opened from; else
+    None, and it is closed."""
+    if opened is None:
+        return None
+    try:
+        if Manifest.read(index_dir).build_id == opened.manifest.build_id:
+            return opened
+    except RagError:
+        pass
+    opened.close()
+    return None
+
+
 def _vectors(
     chunks: Sequence[Chunk],
     keys: Sequence[str],
     embedder: Embedder,
     reuse: _Reuse | None,
     sentence_index: bool,
-    text_profile: str,
     progress: BuildProgress,
     backend: BuildBackend,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, int]:
@@ -341,7 +359,7 @@ def _vectors(
     sent_owner: list[int] = []  # chunk position of each new sentence text
     if sentence_index:
         for i in new:
-            units = _sentence_texts(chunks[i], text_profile)
+            units = chunks[i].sentence_units()
             sent_texts += units
             sent_owner += [int(i)] * len(units)
     progress.stage("Embedding", len(texts) + len(sent_texts))
@@ -467,7 +485,7 @@ def _previous_adaptation(index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
         return None
     if not adapted:
         return None
-    return index_dir / str(adapted.get("path", "model")), adapted
+    return index_dir / str(adapted.get("path", MODEL_DIR)), adapted
 
 
 def _export_onnx(embedder: Embedder, out: Path, previous: Path) -> dict[str, Any] | None:
@@ -480,19 +498,12 @@ def _export_onnx(embedder: Embedder, out: Path, previous: Path) -> dict[str, Any
         return None
 
 
-def sentence_units(
-    chunks: Sequence[Chunk], text_profile: str = DEFAULT_TEXT_PROFILE
-) -> tuple[list[str], np.ndarray]:
+def sentence_units(chunks: Sequence[Chunk]) -> tuple[list[str], np.ndarray]:
     """Texts of every sentence or list item, with its heading path, and its chunk row."""
     texts: list[str] = []
     rows: list[int] = []
     for row, chunk in enumerate(chunks):
-        units = _sentence_texts(chunk, text_profile)
+        units = chunk.sentence_units()
         texts += units
         rows += [row] * len(units)
     return texts, np.asarray(rows, dtype=np.int64)
-
-
-def _sentence_texts(chunk: Chunk, text_profile: str) -> list[str]:
-    """What is embedded for each sentence of a passage: the heading path, then the sentence."""
-    return [f"{chunk.section}: {s}" for s in chunk_sentences(chunk, text_profile) or [chunk.text]]

@@ -28,7 +28,7 @@ def import_bm25s() -> Any:
     """bm25s, without letting it import numba and scipy when nothing has loaded them yet.
 
     bm25s imports both at start-up for backends this project never selects (it indexes and
-    scores with numpy): that is 0.3-0.6 s of a cold ``rag search`` on 2 cores. They stay
+    scores with numpy): a noticeable share of a cold ``rag search`` (benchmarks/RESULTS.md). They stay
     importable afterwards for any other code that wants them.
     """
     if "bm25s" in sys.modules:

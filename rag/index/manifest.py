@@ -3,59 +3,144 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
+from typing_extensions import TypedDict
+
 from rag.damage import detail, read_problem
 from rag.errors import IndexDamaged, IndexIncompatible, IndexNotFound
+from rag.index.layout import MANIFEST, Layout
 from rag.ingest.loader import file_sha256, iter_corpus_files
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE
 
 # 2: chunk and document metadata (source spans, pages, kinds, tags) in meta.sqlite.
 # 3: each chunk's vector key in meta.sqlite, for incremental builds.
-FORMAT_VERSION = 3
-MANIFEST = "manifest.json"
+# 4: each chunk's sentences in meta.sqlite, split once at build time.
+FORMAT_VERSION = 4
+COUNTS = ("sources", "documents", "chunks")
 
 
-@dataclass
-class Manifest:
+class Counts(TypedDict):
+    """How much the index holds."""
+
+    sources: NonNegativeInt
+    documents: NonNegativeInt
+    chunks: NonNegativeInt
+
+
+class BuildSpec(BaseModel):
+    """Everything an index's passages and vectors depend on besides the corpus: compared in
+    one place (``differences``) to tell whether an index is fresh and whether a build may
+    reuse its vectors."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    chunker: dict[str, int]
+    parser_version: int
+    text_profile: str
+    bm25: dict[str, Any]
+    # The corpus-adaptation settings when the model was adapted (rag.models.adaptation).
+    adaptation: dict[str, Any] | None = None
+    # Known once the model is loaded (a build); None in a spec made from settings alone.
+    query_model: str | None = None
+    dim: int | None = None
+
+    def differences(self, wanted: BuildSpec) -> list[tuple[str, str]]:
+        """(input, why) for each input ``wanted`` asks for differently, most telling first;
+        inputs ``wanted`` leaves unknown (None) are not compared."""
+        out: list[tuple[str, str]] = []
+        if (
+            self.model != wanted.model
+            or _known_differs(self.query_model, wanted.query_model)
+            or _known_differs(self.dim, wanted.dim)
+        ):
+            out.append(("model", "the model changed"))
+        if self.chunker != wanted.chunker:
+            out.append(("chunker", "the chunker settings changed"))
+        if self.parser_version != wanted.parser_version:
+            out.append(("parser_version", "the document parser changed"))
+        if self.text_profile != wanted.text_profile:
+            out.append(
+                ("text_profile", f"the text profile changed (the index read plain text with "
+                 f"{self.text_profile!r}, now {wanted.text_profile!r})")
+            )  # fmt: skip
+        if self.bm25 != wanted.bm25:
+            out.append(("bm25", "the BM25 settings changed"))
+        if self.adaptation != wanted.adaptation:
+            if self.adaptation is None:
+                why = "the index was built without adapting the model to the corpus"
+            elif wanted.adaptation is None:
+                why = "the index is adapted to the corpus but RAG_ADAPT is false"
+            else:
+                why = "the corpus adaptation settings changed"
+            out.append(("adaptation", why))
+        return out
+
+
+def _known_differs(built: object, wanted: object) -> bool:
+    return wanted is not None and built != wanted
+
+
+class Manifest(BaseModel):
     """What an index was built from and how; refuse to mix it with anything else."""
+
+    # Strict: a JSON true is not a count, "384" is not a dimension.
+    model_config = ConfigDict(strict=True, extra="ignore", validate_assignment=False)
 
     format_version: int
     model: str
-    dim: int
+    dim: PositiveInt
     chunker: dict[str, int]
     parser_version: int
     faiss: dict[str, Any]
     bm25: dict[str, Any]
     sources: dict[str, str]
-    counts: dict[str, int]
+    counts: Counts
     built_at: str
     build_seconds: float = 0.0
     # Unique per build: a server compares it to notice that a new index was swapped in.
     build_id: str = ""
     # Plain text is read through this profile (rag.ingest.profiles); others ignore it.
     text_profile: str = DEFAULT_TEXT_PROFILE
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_objects(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        wrong = [k for k in _EXTRA_OBJECTS if extra.get(k) and not isinstance(extra[k], dict)]
+        if wrong:
+            raise ValueError(", ".join(f"extra.{k}" for k in wrong))
+        return extra
 
     @classmethod
     def read(cls, index_dir: Path) -> Manifest:
         """Read ``manifest.json``, refusing other format versions; raises IndexDamaged when it
         is unreadable, not a JSON object, or lacks a field or has one of the wrong type."""
-        path = Path(index_dir) / MANIFEST
+        path = Layout(Path(index_dir)).manifest
         if not path.exists():
             raise IndexNotFound(f"no index at {index_dir}: run `rag index` to build one")
         data = _read_object(index_dir, path)
         version = data.get("format_version")
-        if "format_version" in data and _is_int(version) and version != FORMAT_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version != FORMAT_VERSION:
             raise IndexIncompatible(
                 f"index at {index_dir} has format version {version}, this program reads "
                 f"version {FORMAT_VERSION}: rebuild it with `rag index`"
             )
-        _check_fields(index_dir, data)
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise IndexDamaged(index_dir, MANIFEST, _problem(exc)) from exc
 
     @property
     def query_model(self) -> str:
@@ -63,22 +148,45 @@ class Manifest:
         adapted = self.extra.get("adapted") or {}
         return str(adapted.get("model_id") or self.model)
 
+    @property
+    def spec(self) -> BuildSpec:
+        """The inputs this index was built from."""
+        adapted = self.extra.get("adapted") or {}
+        return BuildSpec(
+            model=self.model,
+            chunker=self.chunker,
+            parser_version=self.parser_version,
+            text_profile=self.text_profile,
+            bm25=self.bm25,
+            adaptation=adapted.get("settings") if adapted else None,
+            query_model=self.query_model,
+            dim=self.dim,
+        )
+
     def write(self, index_dir: Path) -> None:
         """Write ``manifest.json`` into ``index_dir``."""
-        (Path(index_dir) / MANIFEST).write_text(json.dumps(self.__dict__, indent=2) + "\n")
+        Layout(Path(index_dir)).manifest.write_text(self.model_dump_json(indent=2) + "\n")
 
 
-# The fields of every manifest of this format and their types; the optional ones may be absent.
-_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "format_version": int, "model": str, "dim": int, "chunker": dict, "parser_version": int,
-    "faiss": dict, "bm25": dict, "sources": dict, "counts": dict, "built_at": str,
-}  # fmt: skip
-_OPTIONAL: dict[str, type | tuple[type, ...]] = {
-    "build_seconds": (int, float), "build_id": str, "text_profile": str, "extra": dict,
-}  # fmt: skip
-COUNTS = ("sources", "documents", "chunks")
 # Parts of ``extra`` that code reads as objects, when present.
 _EXTRA_OBJECTS = ("onnx", "adapted", "skipped")
+
+
+def _problem(exc: ValidationError) -> str:
+    """What is wrong with the manifest, in the words of a damaged index: the fields missing,
+    else those of the wrong type."""
+    missing, wrong = [], []
+    for error in exc.errors():
+        if error["type"] == "value_error":  # the extra objects, named by the validator
+            wrong.append(str(error.get("ctx", {}).get("error", "extra")))
+            continue
+        name = ".".join(str(part) for part in error["loc"])
+        (missing if error["type"] == "missing" else wrong).append(name)
+    if missing:
+        fields = "field" if len(missing) == 1 else "fields"
+        return f"lacks the {fields} {', '.join(sorted(set(missing)))}"
+    fields = "a field" if len(wrong) == 1 else "fields"
+    return f"has {fields} of the wrong type: {', '.join(sorted(set(wrong)))}"
 
 
 def _read_object(index_dir: Path, path: Path) -> dict[str, Any]:
@@ -102,46 +210,6 @@ def _read_object(index_dir: Path, path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise IndexDamaged(index_dir, MANIFEST, "is not a JSON object", type(data).__name__)
     return data
-
-
-def _check_fields(index_dir: Path, data: dict[str, Any]) -> None:
-    """IndexDamaged naming every field that is missing, then every one of the wrong type."""
-    missing = [name for name in _FIELDS if name not in data]
-    wrong = [
-        name
-        for name, kind in {**_FIELDS, **_OPTIONAL}.items()
-        if name in data and not _is(data[name], kind)
-    ]
-    counts = data.get("counts")
-    if isinstance(counts, dict):
-        missing += [f"counts.{name}" for name in COUNTS if name not in counts]
-        wrong += [
-            f"counts.{name}"
-            for name in COUNTS
-            if name in counts and not (_is_int(counts[name]) and counts[name] >= 0)
-        ]
-    if "dim" in data and _is_int(data["dim"]) and data["dim"] <= 0:
-        wrong.append("dim")
-    extra = data.get("extra")
-    if isinstance(extra, dict):
-        wrong += [f"extra.{k}" for k in _EXTRA_OBJECTS if extra.get(k) and not _is(extra[k], dict)]
-    if missing:
-        fields = "field" if len(missing) == 1 else "fields"
-        raise IndexDamaged(index_dir, MANIFEST, f"lacks the {fields} {', '.join(sorted(missing))}")
-    if wrong:
-        fields = "a field" if len(wrong) == 1 else "fields"
-        raise IndexDamaged(
-            index_dir, MANIFEST, f"has {fields} of the wrong type: {', '.join(sorted(wrong))}"
-        )
-
-
-def _is(value: object, kind: type | tuple[type, ...]) -> bool:
-    """isinstance, except that a JSON true or false is not a number."""
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
-def _is_int(value: object) -> bool:
-    return _is(value, int)
 
 
 def corpus_hashes(corpus_dir: Path) -> dict[str, str]:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from rag.ingest.ids import unique_id
-from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, profile_for
+from rag.ingest.profiles import TextProfile, get_profile, profile_for
 from rag.ingest.sentences import NUMBERED_RE, passage_sentences
 from rag.ingest.structure import BULLET_RE
 from rag.ingest.types import Document, Section
@@ -48,6 +48,9 @@ class Chunk:
     end: int
     text: str
     meta: dict[str, object] = field(default_factory=dict)
+    # Its sentences and list items as answers quote them, split once, when it was cut (by the
+    # text profile its document was read with) and stored with it: queries never split again.
+    sentences: list[str] = field(default_factory=list)
 
     @property
     def section(self) -> str:
@@ -58,11 +61,17 @@ class Chunk:
         """What gets embedded and BM25-indexed: the heading path as context, then the passage."""
         return f"{self.section}\n{self.text}"
 
+    def sentence_units(self) -> list[str]:
+        """What is embedded for each of its sentences: the heading path, then the sentence (the
+        whole passage when it has none)."""
+        return [f"{self.section}: {s}" for s in self.sentences or [self.text]]
+
 
 def chunk_sentences(
-    chunk: Chunk, text_profile: str = DEFAULT_TEXT_PROFILE, min_chars: int = 25
+    chunk: Chunk, text_profile: str | TextProfile | None = None, min_chars: int = 25
 ) -> list[str]:
-    """Sentences of a passage, split as the profile its source was read with splits them.
+    """Sentences of a passage, split as ``text_profile`` (by default the profile its source
+    is read with) splits them.
 
     Code has none: it is retrieved, never quoted. A table row's lines ("Senior (L3), Scope:
     ...") keep their labels on every sentence of the cell.
@@ -70,7 +79,10 @@ def chunk_sentences(
     kind = chunk.meta.get("kind")
     if kind == "code":
         return []
-    profile = profile_for(chunk.source, text_profile)
+    if isinstance(text_profile, TextProfile):
+        profile = text_profile
+    else:
+        profile = profile_for(chunk.source, *([text_profile] if text_profile else []))
     if kind != "row":
         return passage_sentences(chunk.text, min_chars, profile)
     out = []
@@ -110,7 +122,9 @@ def chunk_documents(
 
 
 def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
-    """Chunks of one document; ids are stable while the passage and its path are unchanged."""
+    """Chunks of one document, each with its sentences; ids are stable while the passage and
+    its path are unchanged."""
+    profile = get_profile(doc.profile)
     out: list[Chunk] = []
     seen: set[str] = set()
     for section in doc.sections:
@@ -121,11 +135,11 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
             meta = doc.origin_of(start, end)
             if section.kind != "text":
                 meta["kind"] = section.kind
-            out.append(
-                Chunk(
-                    cid, doc.id, doc.title, list(section.path), doc.source, start, end, text, meta
-                )
+            chunk = Chunk(
+                cid, doc.id, doc.title, list(section.path), doc.source, start, end, text, meta
             )
+            chunk.sentences = chunk_sentences(chunk, profile)
+            out.append(chunk)
     return out
 
 

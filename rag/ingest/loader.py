@@ -87,7 +87,11 @@ def parse_source(
         return parse_markdown(text, source)
     if suffix in (".html", ".htm"):
         return parse_html(text, source)
-    return parse_text(text, source, profile_for(source, text_profile))
+    profile = profile_for(source, text_profile)
+    docs = parse_text(text, source, profile)
+    for doc in docs:
+        doc.profile = profile.name
+    return docs
 
 
 def load_corpus(

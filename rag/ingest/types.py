@@ -53,6 +53,8 @@ class Document:
     meta: dict[str, Any] = field(default_factory=dict)
     # Where each rendered block came from, in text order; empty when text is the file itself.
     origins: list[Origin] = field(default_factory=list)
+    # The text profile its text was read with (rag.ingest.profiles): its sentences split by it.
+    profile: str = "plain"
 
     @property
     def body(self) -> str:

@@ -27,8 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.ingest.chunking import Chunk, chunk_sentences
-from rag.ingest.profiles import DEFAULT_TEXT_PROFILE
+from rag.ingest.chunking import Chunk
 from rag.models.embedder import SentenceTransformerEmbedder
 from rag.models.files import link_or_copy
 
@@ -45,8 +44,8 @@ class AdaptSettings:
     epochs: int = 2
     learning_rate: float = 2e-5
     batch_size: int = 32
-    # Caps training on a large corpus at 2 x 64 steps (about 6 minutes on 2 cores): pairs
-    # beyond this are a random sample, drawn across the whole corpus.
+    # Caps training on a large corpus (its time is in benchmarks/RESULTS.md): pairs beyond this
+    # are a random sample, drawn across the whole corpus.
     max_pairs: int = 2048
     # Cosine similarities are multiplied by this before the softmax (sentence-transformers' 20).
     scale: float = 20.0
@@ -72,18 +71,14 @@ class Pair:
     row: int  # the chunk, so two pairs from one passage are never each other's negatives
 
 
-def training_pairs(
-    chunks: Sequence[Chunk],
-    settings: AdaptSettings | None = None,
-    text_profile: str = DEFAULT_TEXT_PROFILE,
-) -> list[Pair]:
+def training_pairs(chunks: Sequence[Chunk], settings: AdaptSettings | None = None) -> list[Pair]:
     """Inverse-cloze and heading pairs from the chunks, sampled down to ``max_pairs``."""
     settings = settings or AdaptSettings()
     pairs: list[Pair] = []
     for row, chunk in enumerate(chunks):
         if len(chunk.section_path) > 1:
             pairs.append(Pair(" ".join(chunk.section_path[1:]), chunk.embedding_text(), row))
-        sentences = chunk_sentences(chunk, text_profile)
+        sentences = chunk.sentences
         for sentence in sentences:
             # Remove the sentence when it is verbatim in the passage; a labelled list item is
             # not, and stays, which Lee et al. also do for a share of pairs.
@@ -107,7 +102,6 @@ def adapt_model(
     chunks: Sequence[Chunk],
     out_dir: Path,
     settings: AdaptSettings | None = None,
-    text_profile: str = DEFAULT_TEXT_PROFILE,
     reuse: tuple[Path, dict[str, Any]] | None = None,
 ) -> tuple[SentenceTransformerEmbedder, dict[str, Any]]:
     """Fine-tune a copy of the embedder's model on the chunks; save it to ``out_dir``.
@@ -119,7 +113,7 @@ def adapt_model(
     """
     settings = settings or AdaptSettings()
     t0 = time.perf_counter()
-    pairs = training_pairs(chunks, settings, text_profile)
+    pairs = training_pairs(chunks, settings)
     model_id = adapted_model_id(embedder.model_id, pairs, settings)
     if reuse is not None and reuse[1].get("model_id") == model_id and reuse[0].is_dir():
         _link_tree(reuse[0], Path(out_dir))

@@ -29,7 +29,6 @@ from rag.errors import (
     IndexDamaged,
     IndexIncompatible,
     IndexNotFound,
-    IndexStale,
     RagError,
 )
 from rag.serve.openai_schemas import OpenAIError, OpenAIErrorResponse
@@ -43,7 +42,6 @@ _STATUS: tuple[tuple[type[RagError], int], ...] = (
     (QueryNotFound, 404),
     (IndexNotFound, 503),
     (IndexIncompatible, 503),
-    (IndexStale, 503),
     (CorpusEmpty, 503),
 )
 

@@ -148,7 +148,7 @@ def _volume(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def index_documents(index_dir: Path) -> list[dict[str, str]]:
     """``[{"id", "title"}]`` of every document in the index (reads no model)."""
-    from rag.index.store import load_index
+    from rag.index.load import load_index
 
     index = load_index(index_dir)
     try:
