@@ -28,7 +28,8 @@ from rag.ingest.chunking import Chunk
 from rag.ingest.profiles import profile_for
 from rag.ingest.sentences import passage_sentences
 from rag.search.fusion import zscore_sum
-from rag.search.retriever import Retriever, _duplicate
+from rag.search.ranker import Ranker, duplicate
+from rag.search.retriever import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = {
@@ -89,18 +90,18 @@ class Lab:
             for q in load_questions(path):
                 text = query_for(q, subjects)
                 # BM25 scores every chunk once; both candidate lists are cut from that.
-                scores = self.retriever._bm25_scores(text, None)
+                scores = self.retriever.ranker.bm25_scores(text, None)
                 bm = np.zeros(self.n) if scores is None else np.asarray(scores, dtype=float)
                 bm_order = np.full(self.n, -1e9)
-                for pos, (row, _) in enumerate(Retriever._bm25_top(scores, self.n)):
+                for pos, (row, _) in enumerate(Ranker.bm25_top(scores, self.n)):
                     bm_order[row] = -pos  # Retriever's order, ties included
                 evidence = [normalise(e) for e in q.evidence]
                 rel = np.array([any(e in normalise(c.text) for e in evidence) for c in self.chunks])
                 vector = self.retriever.encode([text])[0]
                 lists = {
-                    "dense": self.retriever._dense(vector, CANDIDATES, None),
-                    "sentence": self.retriever._sentence(vector, CANDIDATES, None),
-                    "bm25": Retriever._bm25_top(scores, CANDIDATES),
+                    "dense": self.retriever.ranker.dense(vector, CANDIDATES, None),
+                    "sentence": self.retriever.ranker.sentence(vector, CANDIDATES, None),
+                    "bm25": Ranker.bm25_top(scores, CANDIDATES),
                 }
                 dense, sent = self._order(lists["dense"]), self._order(lists["sentence"])
                 queries.append(
@@ -272,7 +273,7 @@ def zfuse(
         "dense": [(int(i), float(dense[i])) for i in order],
         "sentence": list(best.items())[:CANDIDATES],
         # No matching term: all zeros, an empty list, and BM25 sits the fusion out.
-        "bm25": Retriever._bm25_top(bm25, CANDIDATES),
+        "bm25": Ranker.bm25_top(bm25, CANDIDATES),
     }
     return zscore(lab, q, lists=lists, bm25=bm25)
 
@@ -311,7 +312,7 @@ def ranked_rows(chunks: Sequence[Chunk], scores: np.ndarray, k: int = K) -> list
     """Top-k rows with overlapping passages dropped, as Retriever does."""
     out: list[int] = []
     for row in np.argsort(-scores, kind="stable"):
-        if any(_duplicate(chunks[row], chunks[j]) for j in out):
+        if any(duplicate(chunks[row], chunks[j]) for j in out):
             continue
         out.append(int(row))
         if len(out) == k:
@@ -484,7 +485,7 @@ def v_hubness(lab: Lab, k: int, weight: float):
     minus ``weight`` times its mean cosine to the k nearest sentences of other passages, so
     generic text that is close to everything stops winning near-ties."""
     chunks, owners = lab.chunks, lab.owners
-    near = np.array([[_duplicate(a, b) for b in chunks] for a in chunks])  # incl. itself
+    near = np.array([[duplicate(a, b) for b in chunks] for a in chunks])  # incl. itself
     to_sentences = np.where(near[:, owners], -1.0, lab.passages @ lab.sentences.T)
     between = np.where(near[owners][:, owners], -1.0, lab.sentences @ lab.sentences.T)
     hub_p = np.sort(to_sentences, axis=1)[:, -k:].mean(1)

@@ -7,12 +7,19 @@ from rag.errors import (
     DocumentNotFound,
     IndexIncompatible,
     IndexNotFound,
-    IndexStale,
     RagError,
 )
 from rag.index import Index, Manifest, build_index, load_index
 from rag.ingest import Chunk, ChunkerSettings, Document, chunk_documents, load_corpus
-from rag.search import AnswerConfig, FusionConfig, Hit, Retriever, SearchResult
+from rag.search import (
+    AnswerConfig,
+    FusionConfig,
+    Hit,
+    Pipeline,
+    Question,
+    Retriever,
+    SearchResult,
+)
 
 __version__ = "0.1.0"
 
@@ -29,8 +36,9 @@ __all__ = [
     "Index",
     "IndexIncompatible",
     "IndexNotFound",
-    "IndexStale",
     "Manifest",
+    "Pipeline",
+    "Question",
     "RagError",
     "Retriever",
     "SearchResult",

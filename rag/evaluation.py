@@ -158,14 +158,21 @@ def compare(
     modes: Sequence[str],
     k: int = 10,
 ) -> list[Report]:
-    """Evaluate several ranking modes of one retriever on one question set."""
-    subjects = [d.title for d in retriever.index.documents()]
-    queries = {q.id: query_for(q, subjects) for q in questions}
+    """Evaluate several ranking modes of one retriever on one question set, each question
+    asked through the query pipeline the server and the CLI use (conversations resolved as
+    /chat resolves them)."""
+    from rag.search.qa import Pipeline
+    from rag.search.question import Limits
+    from rag.search.question import Question as Asked
+
+    pipeline = Pipeline(retriever, Limits(k=k, max_k=max(k, Limits.max_k)))
     reports = []
     for mode in modes:
 
-        def retrieve(q: Question, mode: str = mode) -> list[str]:
-            return [h.chunk.text for h in retriever.search(queries[q.id], k, mode=mode).hits]
+        def retrieve(q: Question, mode: Any = mode) -> list[str]:
+            asked = (Asked.conversation(q.turns, mode=mode) if q.turns
+                     else Asked(q.question, mode=mode))  # fmt: skip
+            return [h.chunk.text for h in pipeline.search_now(asked, "eval").hits]
 
         reports.append(evaluate(mode, questions, retrieve, k))
     return reports

@@ -537,7 +537,7 @@ def test_log_low_score_must_be_a_number_at_least_zero(
 
 def test_cli_low_score_default_matches_the_library() -> None:
     from rag import cli
-    from rag.serve import querylog
+    from rag.analytics import querylog
 
     assert cli.LOW_SCORE == querylog.LOW_SCORE
 

@@ -71,9 +71,9 @@ def test_zscore_fusion_is_the_weighted_mean_of_each_rankings_standardised_scores
     hits = retriever.search(query, k=50).hits
     vector = retriever.encode([query])[0]
     n = retriever.index.size
-    dense = dict(retriever._dense(vector, n, None))
-    sentence = dict(retriever._sentence(vector, n, None))
-    bm25 = retriever._bm25_scores(query, None)
+    dense = dict(retriever.ranker.dense(vector, n, None))
+    sentence = dict(retriever.ranker.sentence(vector, n, None))
+    bm25 = retriever.ranker.bm25_scores(query, None)
     assert bm25 is not None
     # Every hit's per-ranking scores are the ones the rankings gave (None when not listed).
     for h in hits:

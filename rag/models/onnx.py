@@ -10,8 +10,8 @@
       config.json      model_id, dim, max_seq_length, pooling = mean, normalize = true
 
 ``OnnxEmbedder`` reads it with onnxruntime and the ``tokenizers`` package only, so a process that
-just answers queries never pays torch's start-up or memory: a cold `rag search` took 0.47 s and
-155 MiB instead of 5.8 s and 550 MiB (benchmarks/RESULTS.md).
+just answers queries never pays torch's start-up or memory (benchmarks/RESULTS.md has a cold
+`rag search` both ways).
 Mean pooling over the attention mask and L2 normalisation are done here in numpy, exactly as the
 sentence-transformers Pooling and Normalize modules do them.
 """
@@ -37,8 +37,8 @@ from rag.models.files import link_or_copy
 CONFIG = "config.json"
 MODEL = "model.onnx"
 # Weights beside the graph rather than inside it: onnxruntime memory-maps an external data file
-# instead of parsing it out of the protobuf, which made session start-up 2-4x faster here
-# (part of every cold `rag search`) and leaves the weights as shared page cache for every
+# instead of parsing it out of the protobuf, which makes session start-up faster (part of every
+# cold `rag search`) and leaves the weights as shared page cache for every
 # server worker (benchmarks/README.md).
 WEIGHTS = "model.onnx.data"
 TOKENIZER = "tokenizer.json"

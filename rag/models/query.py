@@ -114,7 +114,7 @@ def _load_onnx(directory: Path) -> Embedder:
 
 def _load_index_model(directory: Path, weights: Path, load: Callable[[], Embedder]) -> Embedder:
     # One per directory, checked against the weights file's identity: a rebuild swaps new weights
-    # in at the same path, and the old model (about 100 MB) should not be kept alive beside it.
+    # in at the same path, and the old model should not be kept alive beside it.
     st = weights.stat()
     key, stamp = str(directory.resolve()), (st.st_ino, st.st_mtime_ns)
     with _lock:

@@ -11,8 +11,6 @@ from typing import Any
 import numpy as np
 
 from rag.index.store import Index
-from rag.ingest.chunking import chunk_sentences
-from rag.ingest.profiles import DEFAULT_TEXT_PROFILE
 from rag.ingest.sentences import list_titles
 from rag.models.embedder import Embedder
 from rag.search.types import Hit
@@ -93,16 +91,15 @@ def build_answer(
     query_vector: np.ndarray | None = None,
     index: Index | None = None,
     config: AnswerConfig | None = None,
-    text_profile: str = DEFAULT_TEXT_PROFILE,
 ) -> Answer:
     """Pick a few sentences from the top passages, most relevant first, each cited as [n].
 
-    ``text_profile`` is the profile plain-text sources were read with (the index's manifest
-    records it), so sentences split exactly as the index's stored sentence vectors were.
+    The sentences are those the build split each passage into and stored with it, in the
+    order of the index's sentence vectors, which are reused.
     """
     c = config or AnswerConfig()
     top = hits[: c.passages]
-    per_hit = [chunk_sentences(hit.chunk, text_profile) for hit in top]
+    per_hit = [hit.chunk.sentences for hit in top]
     cands = [(s, hit.rank) for hit, sentences in zip(top, per_hit, strict=True) for s in sentences]
     if not cands:
         return Answer("", [])
@@ -163,6 +160,8 @@ def _signpost(sentence: str) -> bool:
 
 
 def _stored_vectors(index: Index | None, hit: Hit, n: int) -> np.ndarray | None:
+    """The index's vectors of a passage's ``n`` stored sentences (None where it has none; a
+    passage without sentences has one vector, of its whole text, which is not a sentence's)."""
     if index is None or hit.row is None:
         return None
     vectors = index.sentence_vectors(hit.row)

@@ -91,7 +91,7 @@ _BULLET_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
 _LABEL_RE = re.compile(r"^([^:.;,]{2,60}?):\s")
 # A comma inside a number ("$157,969") has no space after it, so it separates nothing.
 # It splits text whose whitespace runs are collapsed to one space (_WS_RE): over raw runs,
-# "\s*" next to "\s+" backtracked cubically ("a" + 1,500 spaces + "b" took 12 s).
+# "\s*" next to "\s+" backtracked cubically on a long run of spaces (tests/test_bounded_work.py).
 _LIST_SPLIT_RE = re.compile(r" ?[,;] (?:(?:and|or) )?| (?:and|or) ", re.I)
 _WS_RE = re.compile(r"\s+")
 # "Skills include Python, SQL and Spark": the words that introduce an enumeration are not

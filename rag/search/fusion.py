@@ -21,8 +21,8 @@ class FusionConfig:
 
     method: Literal["zscore", "rrf"] = "zscore"
     dense_weight: float = 1.0
-    # The best of 91 weightings on our own sets; choosing weights this way scores 0.941 MRR in
-    # 5-fold cross-validation there, against 0.911 for choosing RRF weights (README).
+    # The best weighting on our own sets, chosen by cross-validation against RRF weightings
+    # (benchmarks/ABLATIONS.md has the figures).
     sentence_weight: float = 1.5
     bm25_weight: float = 1.0
     # When a query names exactly one guide's role ("ML fraud engineer"), that guide's passages

@@ -44,7 +44,6 @@ from rag.serve.pages import router as pages_router
 from rag.serve.reload import keep_current
 from rag.serve.routes import ROUTERS
 from rag.serve.routes.admin import LOGIN_PATH
-from rag.serve.schemas import MAX_K
 from rag.serve.services import Services
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
             async with mcp.running(svc):
                 yield
         finally:
-            stop.set()  # the watch returns within its step (50 ms)
+            stop.set()  # the watch returns within its step
             if loader is not None:
                 # A load under way finishes in its thread; shutdown does not wait for it long.
                 loader.cancel()
@@ -178,7 +177,7 @@ def _openapi(app: FastAPI, settings: Settings, retriever: Retriever | None) -> d
         components = schema["components"]["schemas"]
         for name in ("SearchRequest", "AskRequest", "ChatRequest"):
             props = components[name]["properties"]
-            props["k"]["maximum"] = min(MAX_K, settings.max_k)
+            props["k"].update(minimum=1, maximum=settings.max_k, default=settings.k)
             if "query" in props:
                 props["query"]["maxLength"] = settings.max_query_chars
         user_turn = components["ChatMessage"]["then"]["properties"]["content"]

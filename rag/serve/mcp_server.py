@@ -26,9 +26,9 @@ from rag import __version__
 from rag.config import Settings
 from rag.errors import BadQuery, DocumentNotFound, RagError
 from rag.index.store import DocumentInfo
-from rag.search.answer import Answer
-from rag.search.retriever import Retriever
-from rag.search.types import Filters, Hit, SearchResult
+from rag.search.qa import Pipeline
+from rag.search.question import Question
+from rag.search.types import Filters, Hit
 from rag.serve.errors import public_message
 from rag.serve.schemas import SearchHit
 
@@ -48,16 +48,12 @@ class Reader(Protocol):
     """One tool call's view of the index (rag.serve.services.Session is one)."""
 
     @property
-    def retriever(self) -> Retriever: ...
+    def pipeline(self) -> Pipeline: ...
 
     @property
     def documents(self) -> tuple[dict[str, Any], ...]: ...
 
     def document(self, doc_id: str) -> DocumentInfo: ...
-
-    async def search(self, query: str, k: int, filters: Filters | None = None) -> SearchResult: ...
-
-    async def answer(self, result: SearchResult) -> Answer: ...
 
     def results(self, hits: Sequence[Hit]) -> list[dict[str, Any]]: ...
 
@@ -249,24 +245,23 @@ def build_server(corpus: Corpus, settings: Settings) -> CorpusServer:
         filters = Filters((doc_id,) if doc_id else (), tuple(tags or ()), source or None)
         async with corpus.reader() as reader:
             with _tool_errors():
-                text = reader.retriever.check(query, k)
-                result = await reader.search(text, k, filters)
-            return SearchOutput(query=text, results=reader.results(result.hits))
+                reply = await reader.pipeline.search(Question(query, k=k, filters=filters), "mcp")
+            return SearchOutput(query=reply.query, results=reader.results(reply.hits))
 
     @server.tool(description=texts["ask"], annotations=READ_ONLY)
     async def ask(question: Query) -> AskOutput:
         """An extractive answer with its citations."""
         async with corpus.reader() as reader:
-            with _tool_errors(query="question"):
-                text = reader.retriever.check(question, settings.k)
-                result = await reader.search(text, settings.k)
-                answer = await reader.answer(result)
+            with _tool_errors():
+                reply = await reader.pipeline.ask(Question(question, field="question"), "mcp")
+            answer = reply.answer
+            assert answer is not None
             return AskOutput(
-                question=text,
+                question=reply.query,
                 answer=answer.text,
                 answered=answer.answered,
                 note=answer.note,
-                results=reader.results(result.hits),
+                results=reader.results(reply.hits),
             )
 
     @server.tool(description=texts["list_documents"], annotations=READ_ONLY)
@@ -331,16 +326,13 @@ def read_slice(doc: DocumentInfo, start: int | None, end: int | None) -> Documen
 
 
 @contextmanager
-def _tool_errors(query: str = "query") -> Iterator[None]:
-    """Domain errors as tool errors: the agent reads the message, the session goes on
-    (``query``: what the tool calls its query parameter)."""
+def _tool_errors() -> Iterator[None]:
+    """Domain errors as tool errors: the agent reads the message, the session goes on."""
     try:
         yield
     except BadQuery as exc:
         message = str(exc)
-        if exc.field == "query" and message.startswith("query "):
-            message = query + message[len("query") :]
-        elif exc.field == "doc_id":
+        if exc.field == "doc_id":
             message += " (list_documents gives the ids)"
         raise ToolError(message) from exc
     except DocumentNotFound as exc:

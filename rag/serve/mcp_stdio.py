@@ -22,9 +22,10 @@ import anyio.to_thread
 from rag.config import Settings
 from rag.index.store import DocumentInfo
 from rag.present import hits_json
-from rag.search.answer import Answer
+from rag.search.qa import Pipeline
+from rag.search.question import Limits
 from rag.search.retriever import Retriever
-from rag.search.types import Filters, Hit, SearchResult
+from rag.search.types import Hit
 from rag.serve.mcp_server import build_server
 
 
@@ -42,7 +43,12 @@ class LoadedIndex:
             for d in index.documents()
         )  # fmt: skip
         # One call at a time: a single client, and the model's own threads are the parallelism.
-        self._slot = anyio.CapacityLimiter(1)
+        slot = anyio.CapacityLimiter(1)
+        self.pipeline = Pipeline(
+            retriever,
+            Limits.from_settings(settings),
+            offload=partial(anyio.to_thread.run_sync, limiter=slot),
+        )
 
     def served_documents(self) -> tuple[dict[str, Any], ...]:
         return self.documents
@@ -54,15 +60,6 @@ class LoadedIndex:
     def document(self, doc_id: str) -> DocumentInfo:
         """One document with its text; raises DocumentNotFound."""
         return self.retriever.index.document(doc_id)
-
-    async def search(self, query: str, k: int, filters: Filters | None = None) -> SearchResult:
-        """Encode and search in a worker thread."""
-        run = partial(self.retriever.search, query, k, filters=filters)
-        return await anyio.to_thread.run_sync(run, limiter=self._slot)
-
-    async def answer(self, result: SearchResult) -> Answer:
-        """Build the answer in a worker thread."""
-        return await anyio.to_thread.run_sync(self.retriever.answer, result, limiter=self._slot)
 
     def results(self, hits: Sequence[Hit]) -> list[dict[str, Any]]:
         return hits_json(list(hits), self.base_url)

@@ -14,10 +14,8 @@ from pydantic import (
     StrictInt,
 )
 
-from rag.config import Settings
+from rag.search.question import Question
 from rag.search.types import Filters
-
-MAX_K = Settings.model_fields["max_k"].default
 
 
 def _encodable(text: str) -> str:
@@ -43,6 +41,11 @@ def _whole(value: object) -> object:
 WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
 
 
+# The served schema carries the configured default and maximum (see rag.serve.app); the query
+# pipeline applies them.
+K_DESCRIPTION = "How many passages; the server's default (`RAG_K`) when left out."
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,9 +54,9 @@ class _Request(BaseModel):
 # out: "\S" means other characters in JSON Schema's (ECMA-262) regexes than in Python's ("\x1d"
 # is whitespace to one only, "\ufeff" to the other), and the server strips with Python.
 NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-# Documented, not enforced here: the services reject a blank or too long query with a
-# readable message, and the served schema carries the configured limit (see rag.serve.app);
-# the length is counted as sent, as maxLength counts it.
+# Documented, not enforced here: the query pipeline (rag.search.question) rejects a blank or
+# too long query with a readable message, and the served schema carries the configured limits
+# (see rag.serve.app); the length is counted as sent, as maxLength counts it.
 _QUERY_SCHEMA = {"pattern": NOT_BLANK}
 
 
@@ -94,8 +97,12 @@ class SearchRequest(_Request):
         examples=["What skills does an ML fraud engineer need?"],
         json_schema_extra=_QUERY_SCHEMA,
     )
-    k: WholeNumber = Field(5, ge=1, le=MAX_K, description="How many passages to return.")
+    k: WholeNumber = Field(None, description=K_DESCRIPTION)  # type: ignore[assignment]
     filters: SearchFilters = Field(default_factory=SearchFilters)
+
+    def question(self) -> Question:
+        """The request as the query pipeline takes it."""
+        return Question(self.query, k=self.k, filters=self.filters.to_filters())
 
 
 class AskRequest(_Request):
@@ -106,8 +113,12 @@ class AskRequest(_Request):
         examples=["How much does a lead data scientist earn?"],
         json_schema_extra=_QUERY_SCHEMA,
     )
-    k: WholeNumber = Field(5, ge=1, le=MAX_K, description="How many passages to retrieve.")
+    k: WholeNumber = Field(None, description=K_DESCRIPTION)  # type: ignore[assignment]
     filters: SearchFilters = Field(default_factory=SearchFilters)
+
+    def question(self) -> Question:
+        """The request as the query pipeline takes it."""
+        return Question(self.query, k=self.k, filters=self.filters.to_filters())
 
 
 class ChatMessage(_Request):
@@ -149,11 +160,15 @@ class ChatRequest(_Request):
             ]
         ],
     )
-    k: WholeNumber = Field(5, ge=1, le=MAX_K, description="How many passages to retrieve.")
+    k: WholeNumber = Field(None, description=K_DESCRIPTION)  # type: ignore[assignment]
     filters: SearchFilters = Field(default_factory=SearchFilters)
     stream: StrictBool = Field(
         False, description="Answer as server-sent events (`text/event-stream`)."
     )
+
+    def question(self) -> Question:
+        """The request as the query pipeline takes it."""
+        return Question.conversation(self.messages, k=self.k, filters=self.filters.to_filters())
 
 
 class FeedbackRequest(_Request):

@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,15 +24,15 @@ from fastapi import Depends, HTTPException, Request
 
 from rag.analytics.querylog import QueryLog, QueryRecord
 from rag.config import Settings
-from rag.errors import BadQuery, IndexDamaged, IndexNotFound, RagError
+from rag.errors import IndexDamaged, IndexNotFound, RagError
+from rag.index.manifest import Manifest
 from rag.index.store import DocumentInfo
 from rag.present import hits_json
-from rag.search.answer import Answer
-from rag.search.chat import resolve_query
+from rag.search.qa import Pipeline, Reply
+from rag.search.question import Limits
 from rag.search.retriever import Retriever
-from rag.search.types import Filters, Hit, SearchResult
+from rag.search.types import Hit
 from rag.serve.errors import public_message
-from rag.serve.schemas import ChatMessage
 from rag.serve.snapshot import Snapshot, index_version, load_snapshot
 
 log = logging.getLogger(__name__)
@@ -170,22 +168,6 @@ class Services:
         if self._closing:
             await asyncio.gather(*self._closing)
 
-    # ------------------------------------------------------------------ checks
-
-    def check_chat(self, messages: Sequence[ChatMessage]) -> None:
-        """Every user turn is a question: not blank, not over the query limit (the schema says
-        the same); at least one is there."""
-        users = [n for n, m in enumerate(messages) if m.role == "user"]
-        if not users:
-            raise BadQuery("the conversation has no user message", field="messages")
-        for n in users:
-            field = f"messages.{n}.content"
-            if len(messages[n].content) > self.settings.max_query_chars:
-                limit = self.settings.max_query_chars
-                raise BadQuery(f"a user message is longer than {limit} characters", field=field)
-            if not messages[n].content.strip():
-                raise BadQuery("a user message must not be blank", field=field)
-
 
 @dataclass(frozen=True)
 class Session:
@@ -218,87 +200,40 @@ class Session:
         """The index's stale sources; re-hashes the corpus only when file stats change."""
         return self.snapshot.stale_sources(Path(self.settings.corpus_dir))
 
-    def query(self, text: str, k: int, field: str = "query") -> str:
-        """The stripped query, checked as the schema describes it: not blank, and at most
-        ``max_query_chars`` characters as sent (the schema's maxLength counts those)."""
-        limit = self.settings.max_query_chars
-        if len(text) > limit:
-            raise BadQuery(f"{field} is longer than {limit} characters", field=field)
-        if not text.strip():
-            raise BadQuery(f"{field} must not be blank", field=field)
-        return self.retriever.check(text, k)
-
-    async def search(self, query: str, k: int, filters: Filters | None = None) -> SearchResult:
-        """Encode through the batcher, then search in a worker thread."""
-        vector = await self.snapshot.batcher.encode(query)
-        return await anyio.to_thread.run_sync(
-            partial(self.retriever.search_vector, query, vector, k, filters=filters),
-            limiter=self.svc.search_slots,
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """The query pipeline on this request's snapshot: queries encoded through its
+        micro-batcher, the rest in worker threads, each reply logged."""
+        return Pipeline(
+            self.retriever,
+            Limits.from_settings(self.settings),
+            encode=self.snapshot.batcher.encode,
+            offload=partial(anyio.to_thread.run_sync, limiter=self.svc.search_slots),
+            # A function of the log and the manifest, not a method: a bound method would make
+            # a cycle through this session that kept a replaced index open until the next GC.
+            log=partial(log_reply, self.svc.querylog, self.snapshot.manifest),
         )
-
-    async def resolve(self, messages: Sequence[ChatMessage]) -> str:
-        """The conversation's standalone query, resolved in a worker thread.
-
-        Resolution is pure Python over every turn of a body of up to ``max_body_bytes``: on the
-        event loop, a long conversation would hold up every other request meanwhile.
-        """
-        self.svc.check_chat(messages)
-        # The latest user turn is the question; assistant turns after it are left out.
-        last = max(n for n, m in enumerate(messages) if m.role == "user")
-        resolve = partial(
-            resolve_query,
-            messages[: last + 1],
-            self.snapshot.titles,
-            max_chars=self.settings.max_query_chars,
-        )
-        return await anyio.to_thread.run_sync(resolve, limiter=self.svc.search_slots)
-
-    async def answer(self, result: SearchResult) -> Answer:
-        """The extractive answer (or the "not covered" one), built in a worker thread from the
-        index's sentence vectors."""
-        return await anyio.to_thread.run_sync(self.retriever.answer, result)
 
     def results(self, hits: Sequence[Hit], base_url: str | None = None) -> list[dict[str, Any]]:
         """Hits in their JSON form; citation URLs start with ``base_url`` when it is given."""
         return hits_json(list(hits), self.svc.base_url if base_url is None else base_url)
 
-    def log_query(
-        self,
-        endpoint: str,
-        query: str,
-        hits: Sequence[Hit],
-        started: float,
-        *,
-        answered: bool | None = None,
-        query_id: str | None = None,
-    ) -> str:
-        """Queue a query-log record (``answered``: None for a search, which has no answer);
-        returns its query id, new unless given."""
-        manifest = self.snapshot.manifest
-        query_id = query_id or new_query_id()
-        self.svc.querylog.record(
-            QueryRecord(
-                query_id=query_id,
-                endpoint=endpoint,
-                query=query,
-                chunk_ids=[h.chunk.id for h in hits],
-                scores=[h.score for h in hits],
-                latency_ms=ms_since(started),
-                index_built_at=manifest.built_at,
-                model=manifest.model,
-                answered=answered,
-            )
+
+def log_reply(querylog: QueryLog, manifest: Manifest, reply: Reply) -> None:
+    """Queue a reply's query-log record (``answered`` None: no answer was built)."""
+    querylog.record(
+        QueryRecord(
+            query_id=reply.query_id,
+            endpoint=reply.endpoint,
+            query=reply.query,
+            chunk_ids=[h.chunk.id for h in reply.hits],
+            scores=[h.score for h in reply.hits],
+            latency_ms=reply.took_ms,
+            index_built_at=manifest.built_at,
+            model=manifest.model,
+            answered=reply.answer.answered if reply.answer is not None else None,
         )
-        return query_id
-
-
-def new_query_id() -> str:
-    """A fresh query id, for a record logged later (a streamed answer)."""
-    return uuid.uuid4().hex
-
-
-def ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+    )
 
 
 def services(request: Request) -> Services:

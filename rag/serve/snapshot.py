@@ -1,7 +1,7 @@
 """One loaded index as the server serves it: a snapshot taken whole by every request.
 
 A ``Snapshot`` holds the retriever, its micro-batcher and what the handlers read once per
-index (the document list, the titles chat resolution matches), with the index's build id and
+index (the document list), with the index's build id and
 when it was loaded. Nothing in it changes: a new index is a new snapshot, swapped in whole by
 ``Services.install`` (rag.serve.services), so a request that took one snapshot encodes,
 searches, answers and logs against one index even when a swap happens meanwhile.
@@ -40,7 +40,6 @@ class Snapshot:
     retriever: Retriever
     batcher: MicroBatcher
     documents: tuple[dict[str, Any], ...]
-    titles: tuple[str, ...]
     # The manifest's build id (its build time for an index built before build ids).
     build_id: str
     loaded_at: str
@@ -76,7 +75,6 @@ class Snapshot:
             retriever,
             batcher,
             documents,
-            tuple(d.title for d in docs),
             build_version(index.manifest),
             datetime.now(UTC).isoformat(timespec="milliseconds"),
             owned,
@@ -154,8 +152,8 @@ def single_threaded_kernels() -> None:
     """Run torch and FAISS kernels on one thread each: in a server, requests are the parallelism.
 
     Their default of one OpenMP thread per core fights the request threads (and any other
-    process) for the same cores; on a busy 2-core machine that made a one-query encode take
-    ~200 ms instead of ~15 ms. The setting is process-wide, hence only in the server.
+    process) for the same cores, which made one-query encodes many times slower on a busy
+    machine (benchmarks/RESULTS.md). The setting is process-wide, hence only in the server.
     """
     import faiss
 

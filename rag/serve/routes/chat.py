@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from rag.search.types import SearchResult
+from rag.search.qa import Reply
 from rag.serve.schemas import ERRORS, QUERY_ERRORS, ChatRequest, ChatResponse
-from rag.serve.services import Ready, Session, ms_since, new_query_id
+from rag.serve.services import Ready, Session
 
 log = logging.getLogger(__name__)
 
@@ -83,52 +82,41 @@ _SSE_EXAMPLE = (
 )
 async def chat(body: ChatRequest, svc: Ready) -> Any:
     """Answer the last message of a conversation, resolving follow-ups."""
-    started = time.perf_counter()
-    query = await svc.resolve(body.messages)
-    query = svc.retriever.check(query, body.k)
-    result = await svc.search(query, body.k, body.filters.to_filters())
-    results = svc.results(result.hits)
     if body.stream:
+        reply = await svc.pipeline.retrieve(body.question(), "chat")
         # The session (and its index) is held until the stream's last event has been sent.
         return StreamingResponse(
-            _chat_events(svc, query, result, results, started),
+            _chat_events(svc, reply),
             media_type="text/event-stream",
             # Proxies must pass each event on as it comes rather than buffer the stream.
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    answer = await svc.answer(result)
-    query_id = svc.log_query("chat", query, result.hits, started, answered=answer.answered)
+    reply = await svc.pipeline.ask(body.question(), "chat")
+    answer = reply.answer
+    assert answer is not None
     return {"answer": answer.text, "answered": answer.answered, "note": answer.note,
-            "results": results, "query": query, "query_id": query_id,
-            "took_ms": ms_since(started)}  # fmt: skip
+            "results": svc.results(reply.hits), "query": reply.query,
+            "query_id": reply.query_id, "took_ms": reply.took_ms}  # fmt: skip
 
 
 def _event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-# A piece ends after a citation marker and the space after it; the rest is one last piece.
-_PIECE_RE = re.compile(r".*?\[\d+\]\s*|.+", re.S)
-
-
-async def _chat_events(
-    svc: Session, query: str, result: SearchResult, results: list[dict[str, Any]], started: float
-) -> AsyncIterator[str]:
-    query_id = new_query_id()
-    answered: bool | None = None
-    try:
-        yield _event("sources", {"query": query, "query_id": query_id, "results": results})
-        try:
-            answer = await svc.answer(result)
-        except Exception:
-            log.exception("chat stream %s: could not build the answer", query_id)
-            yield _event("error", {"detail": "could not build the answer"})
-            return
-        answered = answer.answered
-        for piece in _PIECE_RE.findall(answer.text):
-            yield _event("delta", {"text": piece})
-        yield _event("done", {"answer": answer.text, "answered": answer.answered,
-                              "note": answer.note, "query_id": query_id})  # fmt: skip
-    finally:
-        # Logged once the answer is known, or when the client went away before it.
-        svc.log_query("chat", query, result.hits, started, answered=answered, query_id=query_id)
+async def _chat_events(svc: Session, reply: Reply) -> AsyncIterator[str]:
+    # Closed however the stream ends, so the reply is logged even when the client went away.
+    async with aclosing(svc.pipeline.stream(reply)) as events:
+        async for kind, data in events:
+            if kind == "sources":
+                results = svc.results(reply.hits)
+                yield _event("sources", {"query": reply.query, "query_id": reply.query_id,
+                                         "results": results})  # fmt: skip
+            elif kind == "piece":
+                yield _event("delta", {"text": data})
+            elif kind == "done":
+                yield _event("done", {"answer": data.text, "answered": data.answered,
+                                      "note": data.note, "query_id": reply.query_id})  # fmt: skip
+            else:
+                log.error("chat stream %s: could not build the answer", reply.query_id,
+                          exc_info=data)  # fmt: skip
+                yield _event("error", {"detail": "could not build the answer"})

@@ -30,6 +30,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +39,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from rag.search.answer import Answer
-from rag.search.types import SearchResult
+from rag.search.qa import Reply
+from rag.search.question import Question
 from rag.serve.openai_schemas import (
     NEAREST_HEADING,
     NOTE_PREFIX,
@@ -48,8 +50,7 @@ from rag.serve.openai_schemas import (
     ChatCompletionRequest,
     ModelList,
 )
-from rag.serve.routes.chat import _PIECE_RE
-from rag.serve.services import Ready, Session, new_query_id
+from rag.serve.services import Ready, Session
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +105,17 @@ async def models(svc: Ready) -> dict[str, Any]:
 )
 async def chat_completions(body: ChatCompletionRequest, svc: Ready, request: Request) -> Any:
     """Answer the latest user message of a conversation, as OpenAI's chat completions do."""
-    reply = await Reply.search(svc, body, _base_url(svc, request))
+    question = Question.conversation(body.turns())
+    words = sum(len(m.text.split()) for m in body.messages)
+    base_url = _base_url(svc, request)
     if body.stream:
+        reply = await svc.pipeline.retrieve(question, "openai")
         # The session (and its index) is held until the stream's last chunk has been sent.
-        stream = reply.chunks(bool(body.stream_options and body.stream_options.include_usage))
+        completion = Completion(svc, reply, svc.results(reply.hits, base_url), words)
+        stream = completion.chunks(bool(body.stream_options and body.stream_options.include_usage))
         return StreamingResponse(stream, media_type="text/event-stream", headers=_STREAM_HEADERS)
-    return await reply.completion()
+    reply = await svc.pipeline.ask(question, "openai")
+    return Completion(svc, reply, svc.results(reply.hits, base_url), words).whole()
 
 
 def model_card(svc: Session) -> dict[str, Any]:
@@ -134,36 +140,23 @@ def _base_url(svc: Session, request: Request) -> str:
 
 
 @dataclass
-class Reply:
-    """One completion being made: the search done, the answer to build and send."""
+class Completion:
+    """One reply of the pipeline in OpenAI's shapes."""
 
     svc: Session
-    query: str
-    result: SearchResult
+    reply: Reply
     results: list[dict[str, Any]]
-    started: float
     prompt_words: int
-    query_id: str = field(default_factory=new_query_id)
     created: int = field(default_factory=lambda: int(time.time()))
-
-    @classmethod
-    async def search(cls, svc: Session, body: ChatCompletionRequest, base_url: str) -> Reply:
-        """Resolve the conversation and search for it; a bad request raises before any answer."""
-        started = time.perf_counter()
-        k = svc.settings.k
-        query = svc.retriever.check(await svc.resolve(body.turns()), k)
-        result = await svc.search(query, k)
-        words = sum(len(m.text.split()) for m in body.messages)
-        return cls(svc, query, result, svc.results(result.hits, base_url), started, words)
 
     @property
     def id(self) -> str:
-        return f"chatcmpl-{self.query_id}"
+        return f"chatcmpl-{self.reply.query_id}"
 
-    async def completion(self) -> dict[str, Any]:
-        """The whole answer as a ``chat.completion``."""
-        answer = await self.svc.answer(self.result)
-        self._log(answer.answered)
+    def whole(self) -> dict[str, Any]:
+        """The answered reply as a ``chat.completion``."""
+        answer = self.reply.answer
+        assert answer is not None
         content = answer.text + appendix(answer, self.results)
         message = {"role": "assistant", "content": content}
         return {**self._head("chat.completion"),
@@ -173,32 +166,37 @@ class Reply:
 
     async def chunks(self, include_usage: bool) -> AsyncIterator[str]:
         """The answer as ``chat.completion.chunk`` lines, then ``[DONE]``."""
-        answered: bool | None = None
         usage: dict[str, Any] = {"usage": None} if include_usage else {}
-        try:
-            yield self._chunk({"role": "assistant"}, **usage)
-            try:
-                answer = await self.svc.answer(self.result)
-            except Exception:
-                log.exception("completion stream %s: could not build the answer", self.query_id)
-                error = {"message": "could not build the answer", "type": "server_error",
-                         "param": None, "code": None}  # fmt: skip
-                yield _data({"error": error})
-                return
-            answered = answer.answered
-            rest = appendix(answer, self.results)
-            for piece in [*_PIECE_RE.findall(answer.text), rest]:
-                if piece:
-                    yield self._chunk({"content": piece}, **usage)
-            yield self._chunk({}, "stop", **usage, **self._extra(answer))
-            if include_usage:
-                content = answer.text + rest
-                yield _data({**self._head("chat.completion.chunk"), "choices": [],
-                             "usage": self._usage(content)})  # fmt: skip
-            yield "data: [DONE]\n\n"
-        finally:
-            # Logged once the answer is known, or when the client went away before it.
-            self._log(answered)
+        # Closed however the stream ends, so the reply is logged even when the client left.
+        async with aclosing(self.svc.pipeline.stream(self.reply)) as events:
+            async for kind, data in events:
+                if kind == "sources":
+                    yield self._chunk({"role": "assistant"}, **usage)
+                elif kind == "piece":
+                    yield self._chunk({"content": data}, **usage)
+                elif kind == "done":
+                    async for line in self._ending(data, usage, include_usage):
+                        yield line
+                else:
+                    log.error("completion stream %s: could not build the answer",
+                              self.reply.query_id, exc_info=data)  # fmt: skip
+                    error = {"message": "could not build the answer", "type": "server_error",
+                             "param": None, "code": None}  # fmt: skip
+                    yield _data({"error": error})
+
+    async def _ending(
+        self, answer: Answer, usage: dict[str, Any], include_usage: bool
+    ) -> AsyncIterator[str]:
+        """The note and sources as one piece, the stop chunk, the usage, ``[DONE]``."""
+        rest = appendix(answer, self.results)
+        if rest:
+            yield self._chunk({"content": rest}, **usage)
+        yield self._chunk({}, "stop", **usage, **self._extra(answer))
+        if include_usage:
+            content = answer.text + rest
+            yield _data({**self._head("chat.completion.chunk"), "choices": [],
+                         "usage": self._usage(content)})  # fmt: skip
+        yield "data: [DONE]\n\n"
 
     def _head(self, kind: str) -> dict[str, Any]:
         return {"id": self.id, "object": kind, "created": self.created,
@@ -210,17 +208,13 @@ class Reply:
 
     def _extra(self, answer: Answer) -> dict[str, Any]:
         return {"sources": self.results, "answered": answer.answered, "note": answer.note,
-                "query": self.query, "query_id": self.query_id}  # fmt: skip
+                "query": self.reply.query, "query_id": self.reply.query_id}  # fmt: skip
 
     def _usage(self, content: str) -> dict[str, int]:
         # Whitespace-separated words stand in for tokens: there is no generating model to count.
         completion = len(content.split())
         return {"prompt_tokens": self.prompt_words, "completion_tokens": completion,
                 "total_tokens": self.prompt_words + completion}  # fmt: skip
-
-    def _log(self, answered: bool | None) -> None:
-        self.svc.log_query("openai", self.query, self.result.hits, self.started,
-                           answered=answered, query_id=self.query_id)  # fmt: skip
 
 
 def appendix(answer: Answer, results: Sequence[dict[str, Any]]) -> str:
