@@ -121,6 +121,39 @@ def test_rrf_fusion_remains_available_and_sums_reciprocal_ranks(retriever: Retri
         assert h.score == pytest.approx(sum(w / (f.rrf_k + r) for r, w in votes if r))
 
 
+def test_a_retriever_ranks_with_the_ranker_it_is_given(retriever: Retriever) -> None:
+    """The hook benchmarks/ablations plugs its variants into, here with a fourth ranking."""
+    import numpy as np
+
+    from rag.search.fusion import FusionConfig
+    from rag.search.ranker import Ranker, Ranking
+
+    class LastRowListed(Ranker):
+        def rankings(
+            self, query: str, vector: np.ndarray | None, n: int, mode: str, rows: np.ndarray | None
+        ) -> tuple[dict[str, Ranking], np.ndarray | None]:
+            out, bm25 = super().rankings(query, vector, n, mode, rows)
+            out["last"] = [(self.index.size - 1, 1.0)]
+            return out, bm25
+
+    index, embedder = retriever.index, retriever.embedder
+    f = FusionConfig(method="rrf", role_weight=0.0, extra_weights={"last": 5.0})
+    plugged = Retriever(index, embedder, ranker=LastRowListed(index, f))
+    top = plugged.search("ETL pipelines Spark", k=1).hits[0]
+    assert top.row == index.size - 1
+    votes = zip(
+        (top.dense_rank, top.sentence_rank, top.bm25_rank),
+        (f.dense_weight, f.sentence_weight, f.bm25_weight),
+        strict=True,
+    )
+    assert top.score == pytest.approx(
+        5.0 / (f.rrf_k + 1) + sum(w / (f.rrf_k + r) for r, w in votes if r)
+    )
+    assert plugged.gate.ranker is plugged.ranker
+    with pytest.raises(ValueError, match="fusion"):
+        Retriever(index, embedder, fusion=f, ranker=LastRowListed(index, f))
+
+
 @pytest.mark.parametrize("query", ["", "   ", "\n\t"])
 def test_search_rejects_empty_query(retriever: Retriever, query: str):
     with pytest.raises(BadQuery, match="empty"):

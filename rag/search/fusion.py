@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -31,6 +31,14 @@ class FusionConfig:
     role_weight: float = 1.0
     rrf_k: int = 60
     candidates: int = 50
+    # Weights of rankings beyond those three, by the name a ranker lists them under: how a
+    # benchmark fuses a fourth ranking (benchmarks/ablations). Serving lists none.
+    extra_weights: dict[str, float] = field(default_factory=dict)
+
+    def weights(self) -> dict[str, float]:
+        """Each ranking's weight, by the name the ranker lists it under."""
+        return {"dense": self.dense_weight, "sentence": self.sentence_weight,
+                "bm25": self.bm25_weight, **self.extra_weights}  # fmt: skip
 
 
 def fuse(
@@ -46,7 +54,7 @@ def fuse(
     score of every row, for the candidates that BM25 did not list itself.
     """
     f = config
-    weights = {"dense": f.dense_weight, "sentence": f.sentence_weight, "bm25": f.bm25_weight}
+    weights = f.weights()
     table: dict[int, dict[str, Any]] = {}
     for name, ranking in rankings.items():
         for rank, (row, score) in enumerate(ranking, start=1):

@@ -1,7 +1,8 @@
 """Ranking: passage vectors, sentence vectors and BM25 over one index, fused into one list.
 
-The fusion step is a parameter, so a benchmark can rank with another fusion (or another
-weighting) through exactly the code that serves queries.
+A benchmark ranks with another fusion or weighting (a ``FusionConfig``), or with a subclass
+that lists another ranking, overrides ``fuse`` or ranks other vectors, handed to the
+``Retriever`` as its ``ranker``: its variants then run through the code that serves queries.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ class Retriever:
         embedder: Embedder,
         *,
         fusion: FusionConfig | None = None,
+        ranker: Ranker | None = None,
         answers: AnswerConfig | None = None,
         coverage: CoverageConfig | None = None,
         not_covered: str = NOT_COVERED,
@@ -54,6 +55,10 @@ class Retriever:
             raise IndexIncompatible(
                 f"embedder dimension {embedder.dim} does not match the index ({index.manifest.dim})"
             )
+        if ranker is not None and fusion is not None:
+            raise ValueError("give the fusion to the ranker, not beside it")
+        if ranker is not None and ranker.index.size != index.size:
+            raise ValueError("the ranker ranks another index's rows")
         if embedder.model_id != index.manifest.query_model:
             # Same dimension, other weights: every score would be quietly wrong.
             raise IndexIncompatible(
@@ -65,7 +70,9 @@ class Retriever:
         self.answers = answers or AnswerConfig()
         # For ``search`` called directly; the query pipeline checks with the server's settings.
         self.limits = Limits(max_k=max_k, max_query_chars=max_query_chars)
-        self.ranker = Ranker(index, fusion)
+        # A ranker given ranks with another fusion, another ranking or other vectors of the same
+        # rows: how benchmarks/ablations measures a variant through the code that serves queries.
+        self.ranker = ranker or Ranker(index, fusion)
         self.roles = Roles(index)
         self.gate = Gate(index, self.ranker, coverage, not_covered)
         # A document's rows, read from SQLite once: the index never changes under a Retriever.
