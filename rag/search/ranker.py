@@ -7,7 +7,6 @@ that lists another ranking, overrides ``fuse`` or ranks other vectors, handed to
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,10 +20,6 @@ from rag.search.types import Hit
 
 # One ranking: (row, score) pairs, best first.
 Ranking = list[tuple[int, float]]
-# Rankings, mode, the prior rows (or None) and every row's BM25 score (or None) -> fused rows.
-Fusion = Callable[
-    [dict[str, Ranking], str, np.ndarray | None, np.ndarray | None], list[dict[str, Any]]
-]
 
 # Consecutive passages of a long section share an item or a sentence for context; they are
 # different passages all the same. Only one mostly inside the other repeats it.
