@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-import rag.models.embedder  # noqa: F401  # sets OMP_WAIT_POLICY before faiss loads, as serving does
 from benchmarks import synthetic
 from benchmarks.common import self_peak_rss_mib, summary_ms, time_calls
 

@@ -50,6 +50,9 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rag`` command line and return its exit code."""
+    from rag.runtime import configure_process
+
+    configure_process()
     parser = build_parser()
     try:
         try:

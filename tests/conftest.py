@@ -179,6 +179,13 @@ def _file_stamps(root: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Run with the switches the entry points set, so a test calling main() changes none."""
+    from rag.runtime import configure_process
+
+    configure_process()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Refuse a test that uses the real model without the slow marker, so the fast tier is fast."""
     unmarked = [

@@ -55,6 +55,9 @@ class EmbedActor:
 
     def __init__(self, model: str, batch_size: int) -> None:
         from rag.models.embedder import SentenceTransformerEmbedder
+        from rag.runtime import configure_process
+
+        configure_process()  # an actor's process is an entry point of its own
 
         self.embedder = SentenceTransformerEmbedder(model, batch_size)
 

@@ -26,6 +26,9 @@ class RagReplica:
     """One Serve replica: the app, built from the settings on the replica's own process."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
+        from rag.runtime import configure_process
+
+        configure_process()  # a replica's process is an entry point of its own
         self.settings = Settings(**settings)
 
     def __serve_build_asgi_app__(self) -> Any:

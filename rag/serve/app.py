@@ -33,6 +33,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from rag import __version__
 from rag.analytics.querylog import QueryLog
 from rag.config import Settings
+from rag.runtime import configure_process
 from rag.search.retriever import Retriever
 from rag.serve.apidocs import router as apidocs_router
 from rag.serve.errors import add_error_handlers, error_response
@@ -202,4 +203,5 @@ async def _keep_current(svc: Services, stop: anyio.Event) -> None:
 
 def app_factory() -> FastAPI:
     """An app configured from the environment (``uvicorn --factory rag.serve.app:app_factory``)."""
+    configure_process()  # before the lifespan loads torch or FAISS
     return create_app(Settings())

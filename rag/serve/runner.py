@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from rag.config import Settings
+from rag.runtime import configure_process
 from rag.serve.app import create_app
 from rag.serve.protocol import GuardedHttpToolsProtocol, HttpLimits
 
@@ -51,6 +52,7 @@ def run_server(
     workers: int = 1,
 ) -> None:
     """Serve the API with uvicorn (blocking); several workers are separate processes."""
+    configure_process()
     import uvicorn
 
     settings = settings or Settings()
