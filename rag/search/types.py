@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
 from rag.ingest.chunking import Chunk
+from rag.modes import MODES, Mode
 
-Mode = Literal["hybrid", "dense", "sentence", "bm25"]
-
-
-MODES: tuple[str, ...] = ("hybrid", "dense", "sentence", "bm25")
+__all__ = ["MODES", "Filters", "Hit", "Mode", "SearchResult"]
 
 
 @dataclass(frozen=True)
