@@ -1,5 +1,5 @@
 """Incremental builds: reuse of stored vectors by content key, change reports, the build lock,
-removal of dead builds' debris, progress reporting, and `rag index --watch`."""
+removal of dead builds' debris and progress reporting (`rag index --watch`: tests/test_watch.py)."""
 
 from __future__ import annotations
 
@@ -368,42 +368,6 @@ def test_kill_9_during_a_real_build_then_a_clean_rebuild(small_corpus: Path, tmp
     assert sorted(Manifest.read(index_dir).extra["removed_debris"]) == left
     assert report["counts"]["documents"] == 63
     assert debris(index_dir) == []
-
-
-@pytest.mark.slow
-def test_watch_reindexes_after_a_change_and_stops_on_ctrl_c(small_corpus: Path, tmp_path: Path):
-    index_dir = tmp_path / "index"
-    env = {**os.environ, "RAG_CORPUS_DIR": str(small_corpus), "RAG_INDEX_DIR": str(index_dir),
-           "HF_HUB_OFFLINE": "1", "RAG_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rag", "index", "--watch", "--debounce", "300", "--json"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        first = json.loads(_line(proc, 180))
-        assert first["counts"]["documents"] == 3
-        (small_corpus / "actuary.md").write_text(NEW_GUIDE)
-        second = json.loads(_line(proc, 120))
-        assert second["counts"]["documents"] == 4
-        assert second["changes"]["documents"]["added"] == 1
-        assert second["build_id"] != first["build_id"]
-        assert Manifest.read(index_dir).build_id == second["build_id"]
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
-def _line(proc: subprocess.Popen, timeout: float) -> str:
-    """The next stdout line of a child, or fail after ``timeout`` seconds."""
-    got: list[str] = []
-    reader = threading.Thread(target=lambda: got.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    assert got and got[0], f"no output within {timeout} s"
-    return got[0]
 
 
 def _documents(index_dir: Path, embedder) -> dict[str, int]:
