@@ -20,33 +20,65 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=None, extra="ignore")
 
-    corpus_dir: Path = Path("corpus")
-    index_dir: Path = Path("index")
-    data_dir: Path = Path("data")
-    model: str = DEFAULT_MODEL
-    # "auto" uses the ONNX export for queries when one is in the index, else sentence-transformers.
-    query_backend: str = "auto"
-    batch_size: int = Field(64, ge=1)
-    # How plain-text files are read (rag.ingest.profiles): "scraped-guide" or "plain".
-    text_profile: str = DEFAULT_TEXT_PROFILE
-    # Fine-tune the model on the corpus when building the index (rag.models.adaptation). Off by
-    # default: it costs minutes and GiBs on a large corpus for little gain (docs/evaluation.md).
-    adapt: bool = False
-    k: int = Field(5, ge=1, le=50)
-    # The first sentence of an answer to a question the corpus does not cover; what the corpus
-    # lacks and what it does cover follow it (rag.search.coverage).
-    not_covered: str = Field("The documents don't answer this question.", min_length=1)
-    max_k: int = Field(50, ge=1)
-    max_query_chars: int = Field(1000, ge=1)
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
-    # Micro-batching of concurrent query encodes in the server.
-    # 0: queries that arrive while a batch encodes already form the next batch; waiting on top
-    # only idles the model (benchmarks/RESULTS.md: 16 clients 287-304 -> 294-326 req/s).
-    batch_wait_ms: float = Field(0.0, ge=0)
-    batch_max: int = Field(64, ge=1)
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    public_url: str = ""
+    corpus_dir: Path = Field(
+        Path("corpus"),
+        description="folder of documents (`.md`, `.mdx`, `.html`, `.pdf`, `.docx`, `.txt`), "
+        "read recursively, hidden files skipped",
+    )
+    index_dir: Path = Field(Path("index"), description="where the index is written and read")
+    data_dir: Path = Field(
+        Path("data"), description="where the server keeps its query log (`rag log` reads it)"
+    )
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="the bundled model or a local sentence-transformers folder; an index "
+        "refuses another",
+    )
+    query_backend: str = Field(
+        "auto",
+        description="`auto`: the index's ONNX export when it has one, else sentence-transformers; "
+        "`onnx` or `torch` force one",
+    )
+    batch_size: int = Field(64, ge=1, description="texts the model embeds per batch in a build")
+    text_profile: str = Field(
+        DEFAULT_TEXT_PROFILE,
+        description="how `.txt` files are read: `scraped-guide` (web pages flattened to text) "
+        "or `plain`",
+    )
+    # Off by default: on a large corpus it costs minutes and GiBs for little gain
+    # (docs/evaluation.md).
+    adapt: bool = Field(
+        False,
+        description="`true` fine-tunes a copy of the model on the corpus at index time, reused "
+        "while the corpus is unchanged",
+    )
+    k: int = Field(5, ge=1, le=50, description="passages returned when a request does not say")
+    # What the corpus lacks and what it does cover follow it (rag.search.coverage).
+    not_covered: str = Field(
+        "The documents don't answer this question.",
+        min_length=1,
+        description="first sentence of the answer to a question the documents don't cover",
+    )
+    max_k: int = Field(50, ge=1, description="largest `k` a request may ask for")
+    max_query_chars: int = Field(
+        1000,
+        ge=1,
+        description="longest query (and user turn of a chat) accepted, counted as sent",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest HTTP request body accepted"
+    )
+    # Queries that arrive while a batch encodes already form the next batch, so waiting on top
+    # only idles the model (benchmarks/RESULTS.md).
+    batch_wait_ms: float = Field(
+        0.0, ge=0, description="how long the server waits to fill a batch of query encodes"
+    )
+    batch_max: int = Field(64, ge=1, description="most query encodes in one batch")
+    host: str = Field("127.0.0.1", description="where `rag serve` listens")
+    port: int = Field(8000, ge=1, le=65535, description="the port `rag serve` listens on")
+    public_url: str = Field(
+        "", description="base URL put in front of citation URLs (empty: relative URLs)"
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
             "http://localhost:8000",
@@ -55,67 +87,96 @@ class Settings(BaseSettings):
             "http://127.0.0.1:3000",
             "http://localhost:5173",
             "http://127.0.0.1:5173",
-        ]
+        ],
+        description="origins allowed to call the API from a browser, comma-separated",
     )
 
     # HTTP limits, applied by rag.serve.runner (uvicorn options and rag.serve.protocol) and by
     # the BodyGuard middleware. A slow client holds a connection (and a file descriptor) only
     # this long; without them one client could hold thousands of half-sent requests open.
-    header_timeout_s: float = Field(10.0, gt=0)  # request line and headers must arrive in this
-    body_timeout_s: float = Field(15.0, gt=0)  # the whole body must arrive in this
-    keepalive_timeout_s: float = Field(5.0, gt=0)  # an idle keep-alive connection is closed after
-    graceful_timeout_s: float = Field(10.0, ge=0)  # shutdown waits this long for open requests
-    max_connections: int = Field(1000, ge=1)  # more are answered 503 and closed at once
-    max_header_bytes: int = Field(16 * 1024, ge=1024)  # request line and headers together
-    backlog: int = Field(2048, ge=1)  # connections the kernel queues before they are accepted
-    # Abuse limits (rag.serve.limits). Per client address and endpoint on /search, /ask, /chat,
-    # /v1/chat/completions, /feedback and /mcp, in the `limits` notation ("60/minute",
-    # "10/second;300/hour"); "off" disables.
-    rate_limit: str = "60/minute"
-    # Peers whose X-Forwarded-For names the client (addresses or networks; "*" trusts any).
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["127.0.0.1", "::1"]
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="seconds for a request line and headers to arrive"
     )
-    # Host headers answered; empty: the configured host, localhost, 127.0.0.1, ::1 and the
-    # public URL's host. "*" answers any (DNS rebinding protection off).
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_comment_chars: int = Field(2000, ge=0)
-    # The model id the OpenAI-compatible API (/v1) lists the index as and answers with.
-    openai_model: str = Field("career-rag", min_length=1)
-    # Query-log retention, applied by its writer thread: rows older than this many days, and the
-    # oldest beyond this many rows, are deleted (0 keeps them).
-    log_max_age_days: float = Field(90.0, ge=0)
-    log_max_rows: int = Field(100_000, ge=0)
-    # Interactive API docs at /docs, from assets shipped in a package (never a CDN).
-    docs: bool = True
-    # A running server loads an index swapped into index_dir (a `rag index` while it serves)
-    # and switches to it without a restart (rag.serve.reload); off: it keeps the index it
-    # started with.
-    reload: bool = True
-    # Ray (the [ray] extra; rag.distributed). The cluster `rag index --ray` and `rag serve --ray`
-    # use: "" is off unless --ray is given, "local" starts one here, "auto" joins a running one,
-    # anything else is an address (ray://host:10001).
-    ray_address: str = ""
-    # The build's embedding actors, each loading the model once, and what each asks for.
-    ray_actors: int = Field(2, ge=1)
-    ray_batch_size: int = Field(256, ge=1)
-    ray_cpus_per_actor: float = Field(1.0, gt=0)
-    ray_gpus_per_actor: float = Field(0.0, ge=0)
-    # Serve's autoscaling bounds when `rag serve --ray` is given no --replicas.
-    ray_min_replicas: int = Field(1, ge=1)
-    ray_max_replicas: int = Field(2, ge=1)
-    # CPUs Ray reserves for each serving replica (a replica uses about one under load).
-    ray_cpus_per_replica: float = Field(1.0, gt=0)
+    body_timeout_s: float = Field(15.0, gt=0, description="seconds for a whole body to arrive")
+    keepalive_timeout_s: float = Field(
+        5.0, gt=0, description="seconds an idle keep-alive connection stays open"
+    )
+    graceful_timeout_s: float = Field(
+        10.0, ge=0, description="seconds a shutdown waits for open requests"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="open connections; more are answered 503 and closed"
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="largest request line and headers together"
+    )
+    backlog: int = Field(
+        2048, ge=1, description="connections the kernel queues before they are accepted"
+    )
+    # Abuse limits (rag.serve.limits), per client address and endpoint, in the `limits`
+    # notation ("60/minute", "10/second;300/hour").
+    rate_limit: str = Field(
+        "60/minute",
+        description="requests per client and endpoint on `/search`, `/ask`, `/chat`, "
+        "`/v1/chat/completions`, `/feedback`, `/mcp` (POSTs); `off` disables",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="peers whose `X-Forwarded-For` names the client (addresses or networks; "
+        "`*` trusts any)",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="`Host` headers answered (`*.example.com`, `*` for any); empty: `RAG_HOST`, "
+        "localhost and `RAG_PUBLIC_URL`'s host",
+    )
+    max_comment_chars: int = Field(
+        2000, ge=0, description="longest comment a `/feedback` rating may carry"
+    )
+    openai_model: str = Field(
+        "career-rag",
+        min_length=1,
+        description="the model id the OpenAI-compatible API (`/v1`) lists the index as",
+    )
+    # Applied by the query log's writer thread.
+    log_max_age_days: float = Field(
+        90.0, ge=0, description="days a query-log row is kept (0 keeps them)"
+    )
+    log_max_rows: int = Field(
+        100_000, ge=0, description="query-log rows kept, the oldest deleted first (0 keeps all)"
+    )
+    docs: bool = Field(True, description="serve Swagger UI at `/docs`, from a package, never a CDN")
+    reload: bool = Field(
+        True,
+        description="a running server switches to an index rebuilt by `rag index` without a "
+        "restart; `false` keeps the one it started with",
+    )
+    # Ray (the [ray] extra; rag.distributed).
+    ray_address: str = Field(
+        "",
+        description="the Ray cluster of `--ray`: empty is off unless `--ray` is given, `local`, "
+        "`auto` or an address",
+    )
+    ray_actors: int = Field(2, ge=1, description="embedding actors of a Ray build")
+    ray_batch_size: int = Field(256, ge=1, description="texts per batch on each Ray actor")
+    ray_cpus_per_actor: float = Field(1.0, gt=0, description="CPUs each Ray actor asks for")
+    ray_gpus_per_actor: float = Field(0.0, ge=0, description="GPUs each Ray actor asks for")
+    ray_min_replicas: int = Field(
+        1, ge=1, description="fewest Serve replicas when `rag serve --ray` autoscales"
+    )
+    ray_max_replicas: int = Field(
+        2, ge=1, description="most Serve replicas when `rag serve --ray` autoscales"
+    )
+    ray_cpus_per_replica: float = Field(
+        1.0, gt=0, description="CPUs Ray reserves for each serving replica"
+    )
     # Plain str, not SecretStr: several workers get the settings through the environment
     # (rag.serve.runner), where SecretStr would arrive masked. repr=False keeps it out of logs.
     admin_token: str = Field(
         "",
         repr=False,
-        description=(
-            "Token for the coverage report at /admin (sent as `Authorization: Bearer TOKEN`, or "
-            "typed into the /admin/login form). Empty: /admin is off and answers 404. At least "
-            f"{MIN_ADMIN_TOKEN} characters."
-        ),
+        description=f"turns on the coverage report at `/admin`, behind this token "
+        f"({MIN_ADMIN_TOKEN} characters or more); empty: `/admin` answers 404",
     )
 
     @field_validator("text_profile")
