@@ -4,12 +4,15 @@ removal of dead builds' debris and progress reporting (`rag index --watch`: test
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -245,8 +248,9 @@ def test_second_build_fails_at_once_or_waits(built: Path, small_corpus: Path, fa
                 build_index(small_corpus, built, fake_embedder, lock_timeout=30)
             )
         )
-        second.start()
-        time.sleep(0.3)
+        with lock_waits() as waiting:
+            second.start()
+            assert waiting.wait(30)  # the second build found the lock taken and waits for it
         assert not waited  # still waiting for the first build's lock
         release.set()
         second.join(60)
@@ -255,6 +259,28 @@ def test_second_build_fails_at_once_or_waits(built: Path, small_corpus: Path, fa
         release.set()
         first.join(60)
     assert debris(built) == []
+
+
+@contextmanager
+def lock_waits() -> Iterator[threading.Event]:
+    """An event set when a build finds the lock taken and starts waiting for it: filelock logs
+    each failed attempt (at DEBUG, on its "filelock" logger) before it sleeps."""
+    waiting = threading.Event()
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "not acquired" in record.getMessage():
+                waiting.set()
+
+    logger, handler = logging.getLogger("filelock"), Handler(logging.DEBUG)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield waiting
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def test_debris_of_dead_builds_is_removed_and_of_live_ones_kept(tmp_path: Path):

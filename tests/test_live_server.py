@@ -253,8 +253,20 @@ def test_a_damaged_new_index_leaves_the_old_one_served_and_ready_says_why(
 
 
 def test_reload_off_keeps_the_index_the_server_started_with(
-    small_corpus: Path, tmp_path: Path, fake_embedder, fake_loads: None
+    small_corpus: Path, tmp_path: Path, fake_embedder, fake_loads: None, monkeypatch
 ) -> None:
+    import rag.serve.app
+
+    # With reload off the loader returns once the first index is in: nothing is left to load
+    # another. Waiting for that return, not for a while, is what makes the check below hold.
+    done = threading.Event()
+    real_keep_current = rag.serve.app.keep_current
+
+    async def keep_current(*args: Any, **kwargs: Any) -> None:
+        await real_keep_current(*args, **kwargs)
+        done.set()
+
+    monkeypatch.setattr(rag.serve.app, "keep_current", keep_current)
     index_dir = tmp_path / "index"
     build_index(small_corpus, index_dir, fake_embedder)
     settings = in_process_settings(index_dir, small_corpus, tmp_path).model_copy(
@@ -262,8 +274,8 @@ def test_reload_off_keeps_the_index_the_server_started_with(
     )
     with TestClient(create_app(settings)) as client:
         first = wait_for(lambda: client.get("/ready").json().get("build_id"), "the index")
+        assert done.wait(30), "the loader kept running with reload off"
         build_index(small_corpus, index_dir, fake_embedder)
-        time.sleep(1.0)  # several times what a reload takes here
         assert client.get("/ready").json()["build_id"] == first
         assert client.post("/search", json={"query": "pipelines"}).status_code == 200
 
