@@ -1,5 +1,7 @@
-"""Shared fixtures: small corpora, a fast deterministic embedder, the real model and index once;
-and the checks that keep tests which load the real model in the slow tier."""
+"""Shared fixtures: one factory per kind of object (corpus, fake index, retriever, settings, app
+and client) with a default instance of each that a test module may override, a fast
+deterministic embedder, the real model and index once; and the checks that keep tests which
+load the real model in the slow tier."""
 
 from __future__ import annotations
 
@@ -7,14 +9,22 @@ import fcntl
 import hashlib
 import os
 import re
-from collections.abc import Generator, Iterator, Sequence
+import shutil
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from rag.config import Settings
+    from rag.search.retriever import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -58,30 +68,145 @@ def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
 
 
-@pytest.fixture
-def small_corpus(tmp_path: Path) -> Path:
-    """A tiny corpus in all three formats."""
-    root = tmp_path / "corpus"
-    (root / "sub").mkdir(parents=True)
-    (root / "data-engineer.md").write_text(
+# A tiny corpus in three formats: a markdown guide with sections, an HTML page with a list and
+# boilerplate to drop, and a scraped plain-text guide with bullets.
+SMALL_CORPUS = {
+    "data-engineer.md": (
         "# Data Engineer\n\nA data engineer builds pipelines.\n\n"
         "## Responsibilities\n\n- Build ETL pipelines with Spark\n- Maintain data warehouses\n\n"
-        "## Salary\n\nData engineers earn $120,000 on average in the US.\n",
-        encoding="utf-8",
-    )
-    (root / "sub" / "analyst.html").write_text(
+        "## Salary\n\nData engineers earn $120,000 on average in the US.\n"
+    ),
+    "sub/analyst.html": (
         "<html><head><title>x</title><style>p{}</style></head><body><nav>Home</nav>"
         "<h1>Data Analyst</h1><p>An analyst studies data &amp; reports.</p>"
         "<h2>Skills</h2><ul><li>SQL and Excel dashboards</li><li>Statistics</li></ul>"
-        "</body></html>",
-        encoding="utf-8",
-    )
-    (root / "recruiter.txt").write_text(
+        "</body></html>"
+    ),
+    "recruiter.txt": (
         "Technical Recruiter\n\nOverview\n\nA technical recruiter hires engineers for companies.\n\n"
-        "Skills\n\n  • Sourcing candidates on LinkedIn\n  • Interviewing and negotiation\n",
-        encoding="utf-8",
-    )
+        "Skills\n\n  • Sourcing candidates on LinkedIn\n  • Interviewing and negotiation\n"
+    ),
+}
+# The Host names TestClient ("testserver") and httpx's ASGI transport ("test") send. The rate
+# limit is off: every request of a test comes from one client (tests/test_hardening.py tests it).
+TEST_CLIENT: dict[str, Any] = {"allowed_hosts": ["testserver", "test"], "rate_limit": "off"}
+
+
+def write_corpus(root: Path, files: Mapping[str, str]) -> Path:
+    """Write ``files`` (relative path: text) under ``root``; returns ``root``. For any scope."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     return root
+
+
+@pytest.fixture
+def make_corpus(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: a corpus folder under tmp_path, from ``files`` or a copy of another folder."""
+
+    def make(
+        files: Mapping[str, str] | None = None, *, name: str = "corpus", copy_of: Path | None = None
+    ) -> Path:
+        root = tmp_path / name
+        if copy_of is not None:
+            shutil.copytree(copy_of, root)
+        root.mkdir(parents=True, exist_ok=True)
+        return write_corpus(root, files or {})
+
+    return make
+
+
+@pytest.fixture
+def small_corpus(make_corpus: Callable[..., Path]) -> Path:
+    """A tiny corpus in all three formats."""
+    return make_corpus(SMALL_CORPUS)
+
+
+@pytest.fixture
+def make_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> Callable[..., Path]:
+    """Factory: ``corpus`` indexed with the fake embedder at tmp_path/``name``."""
+
+    def make(corpus: Path, name: str = "index", **options: Any) -> Path:
+        from rag.index import build_index
+
+        build_index(corpus, tmp_path / name, fake_embedder, **options)
+        return tmp_path / name
+
+    return make
+
+
+@pytest.fixture
+def index_dir(small_corpus: Path, make_index: Callable[..., Path]) -> Path:
+    """The small corpus indexed with the fake embedder (tmp_path/index)."""
+    return make_index(small_corpus)
+
+
+@pytest.fixture
+def make_retriever(fake_embedder: FakeEmbedder) -> Iterator[Callable[..., Retriever]]:
+    """Factory: a Retriever over an index with the fake embedder; closed at teardown."""
+    from rag.index import load_index
+    from rag.search.retriever import Retriever
+
+    made: list[Retriever] = []
+
+    def make(index_dir: Path, **options: Any) -> Retriever:
+        made.append(Retriever(load_index(index_dir), fake_embedder, **options))
+        return made[-1]
+
+    yield make
+    for retriever in made:
+        retriever.index.close()
+
+
+@pytest.fixture
+def retriever_options() -> dict[str, Any]:
+    """Options of the ``retriever`` fixture (max_k...); a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def retriever(
+    make_retriever: Callable[..., Retriever], index_dir: Path, retriever_options: dict[str, Any]
+) -> Retriever:
+    """A retriever over ``index_dir`` with the fake embedder."""
+    return make_retriever(index_dir, **retriever_options)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Factory: Settings for an in-process app, the query log under tmp_path, with overrides."""
+    from rag.config import Settings
+
+    def make(**overrides: Any) -> Settings:
+        return Settings(**{"data_dir": tmp_path / "data", **TEST_CLIENT, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def settings(
+    make_settings: Callable[..., Settings], index_dir: Path, small_corpus: Path
+) -> Settings:
+    """The app's settings over ``index_dir``; a test module overrides this fixture for others."""
+    return make_settings(index_dir=index_dir, corpus_dir=small_corpus)
+
+
+@pytest.fixture
+def app(settings: Settings, retriever: Retriever) -> FastAPI:
+    """The app serving ``retriever`` with ``settings``."""
+    from rag.serve.app import create_app
+
+    return create_app(settings, retriever)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """A TestClient of ``app``, its lifespan started."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

@@ -37,13 +37,6 @@ CLIENT = {"allowed_hosts": ["testserver", "test"], "rate_limit": "off"}
 
 
 @pytest.fixture
-def index_dir(small_corpus: Path, tmp_path: Path, fake_embedder) -> Path:
-    path = tmp_path / "index"
-    build_index(small_corpus, path, fake_embedder)
-    return path
-
-
-@pytest.fixture
 def settings(index_dir: Path, small_corpus: Path, tmp_path: Path) -> Settings:
     return Settings(
         index_dir=index_dir,
@@ -57,19 +50,8 @@ def settings(index_dir: Path, small_corpus: Path, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def retriever(index_dir: Path, fake_embedder) -> Retriever:
-    return Retriever(load_index(index_dir), fake_embedder, max_query_chars=MAX_CHARS)
-
-
-@pytest.fixture
-def app(settings: Settings, retriever: Retriever) -> FastAPI:
-    return create_app(settings, retriever)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
+def retriever_options() -> dict:
+    return {"max_query_chars": MAX_CHARS}
 
 
 def sse(text: str) -> list[tuple[str, dict]]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from rag.ingest.chunking import Chunk
 from rag.search.coverage import CoverageConfig, assess, content_words, noun_phrase_heads
 from rag.search.retriever import NOT_COVERED, not_covered_message
@@ -86,24 +84,6 @@ def test_not_covered_message_names_missing_words_and_lists_titles():
 
 
 # --------------------------------------------------------------------------- edges
-
-
-@pytest.fixture
-def client(small_corpus, tmp_path, fake_embedder):
-    from fastapi.testclient import TestClient
-
-    from rag.config import Settings
-    from rag.index import build_index, load_index
-    from rag.search import Retriever
-    from rag.serve.app import create_app
-
-    build_index(small_corpus, tmp_path / "index", fake_embedder)
-    settings = Settings(index_dir=tmp_path / "index", corpus_dir=small_corpus,
-                        data_dir=tmp_path / "data", allowed_hosts=["testserver"],
-                        rate_limit="off")  # fmt: skip
-    app = create_app(settings, Retriever(load_index(tmp_path / "index"), fake_embedder))
-    with TestClient(app) as c:
-        yield c
 
 
 def test_ask_and_chat_carry_answered_and_note(client):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -16,17 +15,10 @@ from fastapi.testclient import TestClient
 
 from rag.analytics.querylog import db_path
 from rag.config import Settings
-from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import allowed_hosts, create_app
 from rag.serve.middleware import BodyGuard
 from rag.serve.schemas import NOT_BLANK
-
-
-@pytest.fixture
-def retriever(small_corpus: Path, tmp_path: Path, fake_embedder) -> Retriever:
-    build_index(small_corpus, tmp_path / "index", fake_embedder)
-    return Retriever(load_index(tmp_path / "index"), fake_embedder)
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -39,9 +31,8 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def client(tmp_path: Path, retriever: Retriever) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(tmp_path), retriever)) as c:
-        yield c
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
 
 
 def assert_json_error(resp: httpx.Response, status: int) -> dict:

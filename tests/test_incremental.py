@@ -77,86 +77,81 @@ def debris(index_dir: Path) -> list[str]:
     )
 
 
-@pytest.fixture
-def built(small_corpus: Path, tmp_path: Path, fake_embedder) -> Path:
-    index_dir = tmp_path / "index"
-    build_index(small_corpus, index_dir, fake_embedder)
-    return index_dir
-
-
-def test_unchanged_corpus_reuses_every_vector(built: Path, small_corpus: Path, fake_embedder):
+def test_unchanged_corpus_reuses_every_vector(index_dir: Path, small_corpus: Path, fake_embedder):
     counting = CountingEmbedder(fake_embedder)
-    build_index(small_corpus, built, counting)
-    c = changes(built)
+    build_index(small_corpus, index_dir, counting)
+    c = changes(index_dir)
     assert c["incremental"] is True
-    assert c["chunks"]["reused"] == Manifest.read(built).counts["chunks"]
+    assert c["chunks"]["reused"] == Manifest.read(index_dir).counts["chunks"]
     assert c["chunks"]["added"] == c["chunks"]["changed"] == c["chunks"]["removed"] == 0
     assert c["documents"] == {"added": 0, "changed": 0, "removed": 0, "reused": 3}
     assert counting.texts == []
 
 
 def test_added_document_is_embedded_alone_and_searchable(
-    built: Path, small_corpus: Path, fake_embedder, tmp_path: Path
+    index_dir: Path, small_corpus: Path, fake_embedder, tmp_path: Path
 ):
-    before = Manifest.read(built).counts["chunks"]
+    before = Manifest.read(index_dir).counts["chunks"]
     (small_corpus / "actuary.md").write_text(NEW_GUIDE)
     counting = CountingEmbedder(fake_embedder)
-    build_index(small_corpus, built, counting)
-    c = changes(built)
+    build_index(small_corpus, index_dir, counting)
+    c = changes(index_dir)
     assert c["documents"] == {"added": 1, "changed": 0, "removed": 0, "reused": 3}
     assert c["chunks"]["reused"] == before
-    assert c["chunks"]["added"] == Manifest.read(built).counts["chunks"] - before
+    assert c["chunks"]["added"] == Manifest.read(index_dir).counts["chunks"] - before
     # Only the new guide's passages and their sentences were embedded.
     assert counting.texts and all("Actuary" in t for t in counting.texts)
-    hits = Retriever(load_index(built), fake_embedder).search("actuary insurance risk", 3).hits
+    hits = Retriever(load_index(index_dir), fake_embedder).search("actuary insurance risk", 3).hits
     assert hits[0].chunk.doc_id == "actuary"
-    assert _documents(built, fake_embedder)["actuary"] == 200
+    assert _documents(index_dir, fake_embedder)["actuary"] == 200
 
 
 def test_changed_document_is_re_embedded_and_old_text_is_gone(
-    built: Path, small_corpus: Path, fake_embedder
+    index_dir: Path, small_corpus: Path, fake_embedder
 ):
     path = small_corpus / "data-engineer.md"
     path.write_text(path.read_text().replace("$120,000", "$135,000"))
     counting = CountingEmbedder(fake_embedder)
-    build_index(small_corpus, built, counting)
-    c = changes(built)
+    build_index(small_corpus, index_dir, counting)
+    c = changes(index_dir)
     assert c["documents"] == {"added": 0, "changed": 1, "removed": 0, "reused": 2}
     assert c["chunks"]["removed"] >= 1 and c["chunks"]["added"] >= 1
     assert all("Data Engineer" in t for t in counting.texts)
-    texts = [ch.text for ch in load_index(built).all_chunks()]
+    texts = [ch.text for ch in load_index(index_dir).all_chunks()]
     assert any("$135,000" in t for t in texts)
     assert not any("$120,000" in t for t in texts)
 
 
-def test_removed_document_leaves_every_structure(built: Path, small_corpus: Path, fake_embedder):
+def test_removed_document_leaves_every_structure(
+    index_dir: Path, small_corpus: Path, fake_embedder
+):
     (small_corpus / "recruiter.txt").unlink()
-    build_index(small_corpus, built, fake_embedder)
-    c = changes(built)
+    build_index(small_corpus, index_dir, fake_embedder)
+    c = changes(index_dir)
     assert c["documents"]["removed"] == 1 and c["documents"]["reused"] == 2
-    index = load_index(built)
+    index = load_index(index_dir)
     assert "technical-recruiter" not in {d.id for d in index.documents()}
     assert index.faiss.ntotal == index.size == len(index.all_chunks())
     assert index.bm25.scores is not None
     assert int(index.sentence_rows.max()) == index.size - 1
     hits = Retriever(index, fake_embedder).search("sourcing candidates on LinkedIn", 5).hits
     assert all(h.chunk.doc_id != "technical-recruiter" for h in hits)
-    assert _documents(built, fake_embedder)["technical-recruiter"] == 404
+    assert _documents(index_dir, fake_embedder)["technical-recruiter"] == 404
 
 
 def test_incremental_build_equals_a_full_build(
-    built: Path, small_corpus: Path, fake_embedder, tmp_path: Path
+    index_dir: Path, small_corpus: Path, fake_embedder, tmp_path: Path
 ):
     (small_corpus / "actuary.md").write_text(NEW_GUIDE)
     (small_corpus / "recruiter.txt").unlink()
     path = small_corpus / "data-engineer.md"
     path.write_text(path.read_text() + "\n## Tools\n\nAirflow, dbt and Kafka.\n")
-    build_index(small_corpus, built, fake_embedder)
+    build_index(small_corpus, index_dir, fake_embedder)
     full = tmp_path / "full"
     build_index(small_corpus, full, fake_embedder, full=True)
-    assert changes(built)["incremental"] is True
+    assert changes(index_dir)["incremental"] is True
     assert changes(full) == {**changes(full), "incremental": False}
-    a, b = load_index(built), load_index(full)
+    a, b = load_index(index_dir), load_index(full)
     assert a.all_chunks() == b.all_chunks()
     assert [d.id for d in a.documents()] == [d.id for d in b.documents()]
     va = a.faiss.reconstruct_n(0, a.size)
@@ -171,32 +166,34 @@ def test_incremental_build_equals_a_full_build(
 
 
 def test_full_rebuild_when_asked_or_when_the_chunker_changes(
-    built: Path, small_corpus: Path, fake_embedder
+    index_dir: Path, small_corpus: Path, fake_embedder
 ):
     from rag.ingest.chunking import ChunkerSettings
 
     counting = CountingEmbedder(fake_embedder)
-    build_index(small_corpus, built, counting, full=True)
-    assert changes(built)["full_rebuild_reason"] == "asked for (--full)"
-    assert len(counting.texts) > Manifest.read(built).counts["chunks"]
-    build_index(small_corpus, built, fake_embedder, ChunkerSettings(max_chars=300))
-    assert changes(built) == {**changes(built), "incremental": False}
-    assert changes(built)["full_rebuild_reason"] == "the chunker settings changed"
+    build_index(small_corpus, index_dir, counting, full=True)
+    assert changes(index_dir)["full_rebuild_reason"] == "asked for (--full)"
+    assert len(counting.texts) > Manifest.read(index_dir).counts["chunks"]
+    build_index(small_corpus, index_dir, fake_embedder, ChunkerSettings(max_chars=300))
+    assert changes(index_dir) == {**changes(index_dir), "incremental": False}
+    assert changes(index_dir)["full_rebuild_reason"] == "the chunker settings changed"
 
 
-def test_other_model_is_a_full_rebuild(built: Path, small_corpus: Path, fake_embedder):
+def test_other_model_is_a_full_rebuild(index_dir: Path, small_corpus: Path, fake_embedder):
     other = type(fake_embedder)(dim=32)
     other.model_id = "another-model"
-    build_index(small_corpus, built, other)
-    assert changes(built)["full_rebuild_reason"] == "the model changed"
-    assert load_index(built).faiss.d == 32
+    build_index(small_corpus, index_dir, other)
+    assert changes(index_dir)["full_rebuild_reason"] == "the model changed"
+    assert load_index(index_dir).faiss.d == 32
 
 
-def test_damaged_previous_index_is_a_full_rebuild(built: Path, small_corpus: Path, fake_embedder):
-    (built / "vectors.faiss").write_bytes(b"not faiss")
-    build_index(small_corpus, built, fake_embedder)
-    assert changes(built)["full_rebuild_reason"].startswith("previous index unusable")
-    assert load_index(built).size > 0
+def test_damaged_previous_index_is_a_full_rebuild(
+    index_dir: Path, small_corpus: Path, fake_embedder
+):
+    (index_dir / "vectors.faiss").write_bytes(b"not faiss")
+    build_index(small_corpus, index_dir, fake_embedder)
+    assert changes(index_dir)["full_rebuild_reason"].startswith("previous index unusable")
+    assert load_index(index_dir).size > 0
 
 
 def test_progress_reports_each_stage_with_counts(small_corpus: Path, tmp_path: Path, fake_embedder):
@@ -226,7 +223,7 @@ def test_build_bar_draws_count_and_eta_on_a_terminal():
     assert "Embedding" in buf.getvalue() and "10/40" in buf.getvalue()
 
 
-def test_second_build_fails_at_once_or_waits(built: Path, small_corpus: Path, fake_embedder):
+def test_second_build_fails_at_once_or_waits(index_dir: Path, small_corpus: Path, fake_embedder):
     started, release = threading.Event(), threading.Event()
 
     class Slow(CountingEmbedder):
@@ -236,16 +233,18 @@ def test_second_build_fails_at_once_or_waits(built: Path, small_corpus: Path, fa
             return super().embed(texts)
 
     (small_corpus / "actuary.md").write_text(NEW_GUIDE)
-    first = threading.Thread(target=build_index, args=(small_corpus, built, Slow(fake_embedder)))
+    first = threading.Thread(
+        target=build_index, args=(small_corpus, index_dir, Slow(fake_embedder))
+    )
     first.start()
     try:
         assert started.wait(30)
         with pytest.raises(IndexBusy, match=rf"another build .*pid {os.getpid()}.*--wait"):
-            build_index(small_corpus, built, fake_embedder)
+            build_index(small_corpus, index_dir, fake_embedder)
         waited: list[Manifest] = []
         second = threading.Thread(
             target=lambda: waited.append(
-                build_index(small_corpus, built, fake_embedder, lock_timeout=30)
+                build_index(small_corpus, index_dir, fake_embedder, lock_timeout=30)
             )
         )
         with lock_waits() as waiting:
@@ -258,7 +257,7 @@ def test_second_build_fails_at_once_or_waits(built: Path, small_corpus: Path, fa
     finally:
         release.set()
         first.join(60)
-    assert debris(built) == []
+    assert debris(index_dir) == []
 
 
 @contextmanager
@@ -305,18 +304,18 @@ def test_debris_of_dead_builds_is_removed_and_of_live_ones_kept(tmp_path: Path):
 
 
 def test_failed_embed_leaves_the_previous_index_and_no_debris(
-    built: Path, small_corpus: Path, fake_embedder
+    index_dir: Path, small_corpus: Path, fake_embedder
 ):
     class Broken(CountingEmbedder):
         def embed(self, texts, *, progress: bool = False):
             raise RuntimeError("out of memory")
 
-    before = (built / "manifest.json").read_text()
+    before = (index_dir / "manifest.json").read_text()
     (small_corpus / "actuary.md").write_text(NEW_GUIDE)
     with pytest.raises(RuntimeError, match="out of memory"):
-        build_index(small_corpus, built, Broken(fake_embedder))
-    assert (built / "manifest.json").read_text() == before
-    assert debris(built) == []
+        build_index(small_corpus, index_dir, Broken(fake_embedder))
+    assert (index_dir / "manifest.json").read_text() == before
+    assert debris(index_dir) == []
 
 
 def test_cli_index_json_reports_changes_and_full(fake_index, capsys: pytest.CaptureFixture[str]):

@@ -17,18 +17,10 @@ from rag.index import (
     load_index,
 )
 from rag.index.lock import lock_path
-from tests.conftest import FakeEmbedder
 
 
-@pytest.fixture
-def built(small_corpus: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
-    index_dir = tmp_path / "index"
-    build_index(small_corpus, index_dir, fake_embedder)
-    return index_dir
-
-
-def test_index_round_trip_keeps_chunks_and_vectors(built: Path, small_corpus: Path):
-    index = load_index(built)
+def test_index_round_trip_keeps_chunks_and_vectors(index_dir: Path, small_corpus: Path):
+    index = load_index(index_dir)
     chunks = index.all_chunks()
     assert index.faiss.ntotal == len(chunks) == index.manifest.counts["chunks"]
     assert {c.doc_id for c in chunks} == {"data-engineer", "data-analyst", "technical-recruiter"}
@@ -36,8 +28,8 @@ def test_index_round_trip_keeps_chunks_and_vectors(built: Path, small_corpus: Pa
     assert int(index.sentence_rows.max()) == len(chunks) - 1
 
 
-def test_manifest_describes_the_build(built: Path, small_corpus: Path):
-    data = json.loads((built / "manifest.json").read_text())
+def test_manifest_describes_the_build(index_dir: Path, small_corpus: Path):
+    data = json.loads((index_dir / "manifest.json").read_text())
     assert data["format_version"] == FORMAT_VERSION
     assert data["model"] == "fake-hash-embedder"
     assert data["dim"] == 64
@@ -49,17 +41,17 @@ def test_manifest_describes_the_build(built: Path, small_corpus: Path):
     assert data["built_at"]
 
 
-def test_index_refuses_other_model(built: Path):
+def test_index_refuses_other_model(index_dir: Path):
     with pytest.raises(IndexIncompatible, match="built with model 'fake-hash-embedder'"):
-        load_index(built, "sentence-transformers/all-MiniLM-L6-v2")
+        load_index(index_dir, "sentence-transformers/all-MiniLM-L6-v2")
 
 
-def test_index_refuses_other_format_version(built: Path):
-    manifest = json.loads((built / "manifest.json").read_text())
+def test_index_refuses_other_format_version(index_dir: Path):
+    manifest = json.loads((index_dir / "manifest.json").read_text())
     manifest["format_version"] = 99
-    (built / "manifest.json").write_text(json.dumps(manifest))
+    (index_dir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexIncompatible, match="format version 99"):
-        load_index(built)
+        load_index(index_dir)
 
 
 def test_missing_index_says_how_to_build_one(tmp_path: Path):
@@ -67,8 +59,8 @@ def test_missing_index_says_how_to_build_one(tmp_path: Path):
         load_index(tmp_path / "nowhere")
 
 
-def test_changed_corpus_is_reported_stale(built: Path, small_corpus: Path):
-    index = load_index(built)
+def test_changed_corpus_is_reported_stale(index_dir: Path, small_corpus: Path):
+    index = load_index(index_dir)
     assert index.stale_sources(small_corpus) == []
     (small_corpus / "recruiter.txt").write_text("Recruiter\n\nOverview\n\nChanged text.\n")
     (small_corpus / "new.md").write_text("# New\n\nA new guide.\n")
@@ -85,20 +77,20 @@ def test_corpus_fingerprint_covers_the_hashed_files_by_size_and_mtime(small_corp
     assert ("recruiter.txt", recruiter.st_size, recruiter.st_mtime_ns) in fingerprint
 
 
-def test_rebuild_replaces_the_index_atomically(built: Path, small_corpus: Path, fake_embedder):
-    old = Manifest.read(built)
+def test_rebuild_replaces_the_index_atomically(index_dir: Path, small_corpus: Path, fake_embedder):
+    old = Manifest.read(index_dir)
     (small_corpus / "new.md").write_text("# Product Manager\n\nA product manager owns a roadmap.\n")
-    build_index(small_corpus, built, fake_embedder)
-    new = Manifest.read(built)
+    build_index(small_corpus, index_dir, fake_embedder)
+    new = Manifest.read(index_dir)
     assert new.counts["documents"] == old.counts["documents"] + 1
-    assert _debris(built) == []
+    assert _debris(index_dir) == []
 
 
 def test_failed_build_leaves_the_previous_index_serving(
-    built: Path, small_corpus: Path, fake_embedder
+    index_dir: Path, small_corpus: Path, fake_embedder
 ):
-    before = (built / "manifest.json").read_text()
-    index = load_index(built)
+    before = (index_dir / "manifest.json").read_text()
+    index = load_index(index_dir)
 
     def explode(tmp: Path) -> None:
         assert (tmp / "vectors.faiss").exists()  # the new index was written, then we fail
@@ -106,24 +98,24 @@ def test_failed_build_leaves_the_previous_index_serving(
 
     (small_corpus / "new.md").write_text("# Nurse\n\nCares for patients.\n")
     with pytest.raises(RuntimeError, match="disk full"):
-        build_index(small_corpus, built, fake_embedder, before_swap=explode)
-    assert (built / "manifest.json").read_text() == before
-    assert load_index(built).manifest.counts == index.manifest.counts
-    assert _debris(built) == []
+        build_index(small_corpus, index_dir, fake_embedder, before_swap=explode)
+    assert (index_dir / "manifest.json").read_text() == before
+    assert load_index(index_dir).manifest.counts == index.manifest.counts
+    assert _debris(index_dir) == []
 
 
 def test_loaded_index_keeps_serving_its_own_rows_after_a_rebuild(
-    built: Path, small_corpus: Path, fake_embedder
+    index_dir: Path, small_corpus: Path, fake_embedder
 ):
-    index = load_index(built)
+    index = load_index(index_dir)
     first = index.all_chunks()
     (small_corpus / "new.md").write_text("# Actuary\n\nAn actuary prices risk for insurers.\n")
-    build_index(small_corpus, built, fake_embedder)
+    build_index(small_corpus, index_dir, fake_embedder)
     assert index.all_chunks() == first
 
 
-def test_documents_are_stored_with_text_and_outline(built: Path):
-    index = load_index(built)
+def test_documents_are_stored_with_text_and_outline(index_dir: Path):
+    index = load_index(index_dir)
     doc = index.document("data-engineer")
     assert doc.title == "Data Engineer"
     assert "Build ETL pipelines with Spark" in doc.text
@@ -164,10 +156,10 @@ def test_fresh_index_is_not_stale_whatever_its_files_hold(
     assert load_index(tmp_path / "index").stale_sources(small_corpus) == []
 
 
-def test_each_chunk_has_one_stored_vector_per_sentence(built: Path):
+def test_each_chunk_has_one_stored_vector_per_sentence(index_dir: Path):
     from rag.ingest.chunking import chunk_sentences
 
-    index = load_index(built)
+    index = load_index(index_dir)
     for row, chunk in enumerate(index.all_chunks()):
         vectors = index.sentence_vectors(row)
         assert vectors is not None

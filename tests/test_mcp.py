@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -70,16 +69,14 @@ def error_text(result: CallToolResult) -> str:
 
 
 @pytest.fixture
-def guides(tmp_path: Path) -> Path:
+def guides(make_corpus) -> Path:
     """A copy of the corpus, which a test may add to."""
-    return Path(shutil.copytree(CORPUS, tmp_path / "corpus"))
+    return make_corpus(copy_of=CORPUS)
 
 
 @pytest.fixture
-def index_dir(guides: Path, tmp_path: Path, fake_embedder) -> Path:
-    path = tmp_path / "index"
-    build_index(guides, path, fake_embedder)
-    return path
+def index_dir(guides: Path, make_index) -> Path:
+    return make_index(guides)
 
 
 @pytest.fixture
@@ -90,8 +87,8 @@ def settings(index_dir: Path, guides: Path, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def retriever(index_dir: Path, fake_embedder) -> Retriever:
-    return Retriever(load_index(index_dir), fake_embedder, max_k=20)
+def retriever_options() -> dict[str, Any]:
+    return {"max_k": 20}
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from fastapi.testclient import TestClient
 
 from rag.analytics.querylog import db_path
 from rag.config import Settings
-from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
 from tests.servers import child_env, rag_serve
@@ -40,9 +39,8 @@ QUESTION = "What does a data engineer do?"
 
 
 @pytest.fixture
-def retriever(small_corpus: Path, tmp_path: Path, fake_embedder) -> Retriever:
-    build_index(small_corpus, tmp_path / "index", fake_embedder)
-    return Retriever(load_index(tmp_path / "index"), fake_embedder, max_query_chars=MAX_CHARS)
+def retriever_options() -> dict[str, Any]:
+    return {"max_query_chars": MAX_CHARS}
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -61,17 +59,6 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
-
-
-@pytest.fixture
-def app(settings: Settings, retriever: Retriever) -> FastAPI:
-    return create_app(settings, retriever)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
 
 
 def ask(*turns: str | list[dict[str, str]], **extra: Any) -> dict[str, Any]:

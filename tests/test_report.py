@@ -32,7 +32,6 @@ from rag.analytics.report.html import STYLE_HASH
 from rag.cli import main
 from rag.config import Settings
 from rag.errors import BadQuery
-from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
 
@@ -443,13 +442,6 @@ def test_cli_report_json(
     assert err.startswith("rag: warning: no list of documents, so no never-cited section: no index")
 
 
-@pytest.fixture
-def index_dir(small_corpus: Path, tmp_path: Path, fake_embedder: Any) -> Path:
-    path = tmp_path / "index"
-    build_index(small_corpus, path, fake_embedder)
-    return path
-
-
 def test_cli_report_text_html_and_csv(
     data_dir: Path, index_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -487,11 +479,6 @@ def test_cli_report_refuses_a_bad_since(data_dir: Path, capsys: pytest.CaptureFi
 
 
 # --------------------------------------------------------------------------- /admin
-
-
-@pytest.fixture
-def retriever(index_dir: Path, fake_embedder: Any) -> Retriever:
-    return Retriever(load_index(index_dir), fake_embedder)
 
 
 def _client(data_dir: Path, index_dir: Path, retriever: Retriever, **extra: Any) -> TestClient:

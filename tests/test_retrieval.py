@@ -20,12 +20,6 @@ OWN_QUESTIONS = ROOT / "tests" / "data" / "questions.jsonl"
 HELD_OUT_QUESTIONS = ROOT / "tests" / "data" / "holdout_questions.jsonl"
 
 
-@pytest.fixture
-def retriever(small_corpus: Path, tmp_path: Path, fake_embedder) -> Retriever:
-    build_index(small_corpus, tmp_path / "index", fake_embedder)
-    return Retriever(load_index(tmp_path / "index"), fake_embedder)
-
-
 @pytest.mark.parametrize("method", ["zscore", "rrf"])
 def test_a_query_naming_one_guides_role_gives_its_passages_a_bonus(
     small_corpus: Path, tmp_path: Path, fake_embedder, method: str

@@ -16,7 +16,6 @@ import pytest
 import uvicorn
 
 from rag.config import Settings
-from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
 from rag.serve.runner import uvicorn_options
@@ -25,18 +24,6 @@ pytestmark = pytest.mark.slow
 
 TIMEOUT = 1.0  # the head, body and keep-alive deadlines of these servers
 SLACK = 2.0  # how much later than its deadline a connection may close on a busy machine
-
-
-@pytest.fixture(scope="module")
-def retriever(tmp_path_factory: pytest.TempPathFactory) -> Retriever:
-    from tests.conftest import FakeEmbedder
-
-    root = tmp_path_factory.mktemp("slow")
-    (root / "corpus").mkdir()
-    (root / "corpus" / "guide.md").write_text("# Data Engineer\n\nBuilds pipelines.\n")
-    embedder = FakeEmbedder()
-    build_index(root / "corpus", root / "index", embedder)
-    return Retriever(load_index(root / "index"), embedder)
 
 
 def settings_for(tmp_path: Path, **overrides: object) -> Settings:
