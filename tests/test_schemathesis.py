@@ -5,9 +5,6 @@ Run with -s for the counts; the slow test runs the CLI, all phases, against a re
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,31 +19,20 @@ from rag.config import Settings
 from rag.index import build_index, load_index
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
-from tests.conftest import FakeEmbedder
+from tests.conftest import FakeEmbedder, write_corpus
 
 CASES: Counter[str] = Counter()
 FAILED: Counter[str] = Counter()
-
-
-WORK = Path(tempfile.mkdtemp(prefix="rag-schemathesis-"))
-# Registered before schemathesis registers the app's lifespan shutdown, so it runs after it:
-# the query log is flushed and closed before its directory goes.
-atexit.register(shutil.rmtree, WORK, ignore_errors=True)
+GUIDES = {
+    "data-engineer.md": "# Data Engineer\n\nA data engineer builds pipelines.\n\n## Salary\n\n"
+    "Data engineers earn $120,000 on average.\n",
+    "recruiter.txt": "Technical Recruiter\n\nOverview\n\nA technical recruiter hires engineers.\n",
+}
 
 
 def build_app(root: Path) -> FastAPI:
     """The API over a two-guide corpus indexed with the fake embedder."""
-    corpus = root / "corpus"
-    corpus.mkdir()
-    (corpus / "data-engineer.md").write_text(
-        "# Data Engineer\n\nA data engineer builds pipelines.\n\n## Salary\n\n"
-        "Data engineers earn $120,000 on average.\n",
-        encoding="utf-8",
-    )
-    (corpus / "recruiter.txt").write_text(
-        "Technical Recruiter\n\nOverview\n\nA technical recruiter hires engineers.\n",
-        encoding="utf-8",
-    )
+    corpus = write_corpus(root / "corpus", GUIDES)
     embedder = FakeEmbedder()
     build_index(corpus, root / "index", embedder)
     retriever = Retriever(load_index(root / "index"), embedder)
@@ -62,9 +48,21 @@ def build_app(root: Path) -> FastAPI:
     return create_app(app_settings, retriever)
 
 
-# Loaded at import: schemathesis' lazy fixture loader needs a pytest internal (Node._nodeid)
-# that pytest 9 no longer has.
-schema = schemathesis.openapi.from_asgi("/openapi.json", build_app(WORK))
+@pytest.fixture(scope="module")
+def api_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    return build_app(tmp_path_factory.mktemp("api"))
+
+
+@pytest.fixture
+def api_schema(request: pytest.FixtureRequest, api_app: FastAPI) -> schemathesis.BaseSchema:
+    """The app's schema, loaded when the test runs: collecting the tests builds nothing."""
+    # schemathesis 4's fixture loader names each operation's subtest through the node's
+    # _nodeid attribute, which pytest 9 replaced; give the node one to write to.
+    request.node._nodeid = request.node.nodeid
+    return schemathesis.openapi.from_asgi("/openapi.json", api_app)
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @pytest.fixture(scope="module", autouse=True)
