@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
@@ -207,6 +208,55 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich output without colour codes, and no RAG_* settings leaking in from the shell: the
+    CLI tests' terminal (``pytestmark = pytest.mark.usefixtures("plain_terminal")``)."""
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    # The CLI sets this for itself; set it here so monkeypatch undoes it after each test.
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in [n for n in os.environ if n.startswith("RAG_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def fake_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_corpus: Path, fake_embedder: FakeEmbedder
+) -> SimpleNamespace:
+    """The CLI pointed at the small corpus, with every model load answered by the fake embedder."""
+    import rag.models.embedder
+    import rag.models.query
+
+    loads: list[str] = []
+
+    def load_embedder(model: str = "", batch_size: int = 64):
+        loads.append(model)
+        embedder = type(fake_embedder)()
+        embedder.model_id = model
+        return embedder
+
+    monkeypatch.setattr(rag.models.embedder, "load_embedder", load_embedder)
+    monkeypatch.setattr(rag.models.query, "load_embedder", load_embedder)
+    monkeypatch.setenv("RAG_MODEL", "fake-hash-embedder")
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(small_corpus))
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    return SimpleNamespace(corpus=small_corpus, index=tmp_path / "index", loads=loads)
+
+
+@pytest.fixture
+def fake_index(fake_env: SimpleNamespace, capsys: pytest.CaptureFixture[str]) -> SimpleNamespace:
+    """fake_env with its index already built (and the build's output discarded)."""
+    from rag.cli import main
+
+    assert main(["index"]) == 0
+    capsys.readouterr()
+    fake_env.loads.clear()
+    return fake_env
 
 
 @pytest.fixture(scope="session")

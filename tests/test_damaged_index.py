@@ -25,7 +25,6 @@ from rag.config import Settings
 from rag.errors import IndexDamaged
 from rag.index import Manifest, build_index, load_index
 from rag.models.query import load_query_embedder
-from tests import test_cli
 from tests.conftest import CORPUS, FakeEmbedder
 
 QUESTION = "what does a data engineer build"
@@ -104,7 +103,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 
 # The CLI tests' plain terminal: no colour codes, no RAG_* settings leaking in from the shell.
-plain_terminal = test_cli.plain_terminal
+pytestmark = pytest.mark.usefixtures("plain_terminal")
 
 
 @pytest.fixture

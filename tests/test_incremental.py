@@ -23,14 +23,9 @@ from rag.index import Manifest, build_index, load_index
 from rag.index.lock import lock_path, remove_debris, sibling
 from rag.search import Retriever
 from rag.serve.app import create_app
-from tests import test_cli
 
-# The CLI tests' fixtures: the fake model behind every load, and a plain terminal.
-fake_env, fake_index, plain_terminal = (
-    test_cli.fake_env,
-    test_cli.fake_index,
-    test_cli.plain_terminal,
-)
+# The CLI tests' terminal: no colour codes, no RAG_* settings leaking in from the shell.
+pytestmark = pytest.mark.usefixtures("plain_terminal")
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERIES = ["data pipelines", "salary of a data engineer", "sourcing candidates", "SQL dashboards"]
