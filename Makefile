@@ -20,10 +20,10 @@ export TRANSFORMERS_OFFLINE := 1
 # The real index the tests build, shared by later sessions and by the notebooks (tests/conftest.py).
 TEST_INDEX := $(CURDIR)/.cache/test-index
 
-.PHONY: help venv .venv index run serve test chromium pandoc lint format eval ablations bench clean
+.PHONY: help venv .venv index run serve test test-fast chromium pandoc lint format eval ablations bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z. ]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{sub(/ .*/, "", $$1); printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z. -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{sub(/ .*/, "", $$1); printf "  make %-10s %s\n", $$1, $$2}'
 
 venv .venv: $(STAMP) ## create .venv and install the project with its dev tools
 
@@ -49,6 +49,12 @@ serve: run
 test: chromium $(STAMP) ## lint, then the whole test suite and the notebooks
 	$(BIN)/ruff check rag tests benchmarks
 	RAG_TEST_INDEX=$(TEST_INDEX) $(BIN)/python -m pytest -q tests notebooks --nbmake
+
+# The unit tier: the fake embedder only, no real model, server, browser or Ray cluster. What
+# CI runs is `make test`, everything; this is the loop to run while editing.
+test-fast: $(STAMP) ## lint, then the unit tests only (no real model, server, browser or Ray)
+	$(BIN)/ruff check rag tests benchmarks
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not ray" tests
 
 # The browser tests drive Debian's Chromium (or $CHROMIUM); a root shell (CI) installs it. First
 # among test's prerequisites, so a user without it hears at once, not after the pip install.

@@ -29,6 +29,10 @@ from rag.search.chat import listed_items, resolve_query
 from rag.search.types import Hit
 from tests.conftest import FakeEmbedder
 
+# Each test times its function on inputs up to 16 times larger, three tries each: together a
+# minute or more of CPU, too much for the unit tier (`make test-fast`); `make test` runs them.
+pytestmark = pytest.mark.slow
+
 # Pieces that make regular expressions backtrack: whitespace of several kinds, separators
 # the list splitter and the joiners look for, words the references and lead-ins look for,
 # digits and their separators, markup, and text outside ASCII.
