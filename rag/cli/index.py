@@ -126,10 +126,12 @@ def index_command(
         f"Indexing {config.corpus_dir} into {config.index_dir} with {config.model}",
         soft_wrap=True,
     )
-    embedder = _load_embedder(config)
-    if config.adapt:
-        err.print("Adapting the model to the corpus first (RAG_ADAPT=false skips this)")
     with ExitStack() as stack:
+        if watch:
+            stack.enter_context(_until_interrupted(err))
+        embedder = _load_embedder(config)
+        if config.adapt:
+            err.print("Adapting the model to the corpus first (RAG_ADAPT=false skips this)")
         backend = stack.enter_context(_ray_backend(address, config)) if address else None
         build = partial(
             build_once,
@@ -205,9 +207,8 @@ def build_once(
 
 
 def _watch(config: Settings, build: Any, full: bool, debounce: int, err: Console) -> None:
-    """Build, then re-index after each burst of corpus changes until Ctrl-C (or SIGTERM)."""
+    """Build, then re-index after each burst of corpus changes, reporting as it goes."""
     from rag.index.watch import watch_corpus
-    from rag.runtime import interruptible
 
     def report(event: WatchEvent) -> None:
         if event.kind == "watching":
@@ -223,21 +224,23 @@ def _watch(config: Settings, build: Any, full: bool, debounce: int, err: Console
         elif event.kind == "failed":
             warn(f"re-indexing failed, the previous index stays: {event.error}")
 
-    try:
-        # Ctrl-C is how a watch ends, even in a process that started with SIGINT ignored.
-        with interruptible(signal.SIGTERM):
-            watch_corpus(
-                config.corpus_dir,
-                config.index_dir,
-                build,
-                debounce_ms=debounce,
-                full=full,
-                on_event=report,
-            )
-    except KeyboardInterrupt:
-        # Wherever it landed, a build it cut short left no debris and the previous index.
-        pass
-    err.print("Stopped watching.")
+    watch_corpus(
+        config.corpus_dir, config.index_dir, build, debounce_ms=debounce, full=full, on_event=report
+    )
+
+
+@contextmanager
+def _until_interrupted(err: Console) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) is how a watch ends, wherever it lands: exit 0 and say so."""
+    from rag.runtime import interruptible
+
+    # Installed here, not inherited: a process started with SIGINT ignored must stop too.
+    with interruptible(signal.SIGTERM):
+        try:
+            yield
+        except KeyboardInterrupt:
+            pass  # a build it cut short left no temporary directory, and the previous index
+        err.print("Stopped watching.")
 
 
 def _print_up_to_date(config: Settings, as_json: bool, out: Console) -> None:
