@@ -43,12 +43,10 @@ def configure_process() -> None:
 
 @contextmanager
 def interruptible(*signals: signal.Signals) -> Iterator[None]:
-    """Make SIGINT (and the given signals) raise KeyboardInterrupt while inside the block.
-
-    A process started with SIGINT ignored (``cmd &`` from a shell without job control, and every
-    child of such a process) never gets Python's KeyboardInterrupt handler, so Ctrl-C would do
-    nothing; a command whose documented way to stop is Ctrl-C installs the handler itself.
-    """
+    """Make SIGINT (and the given signals) raise KeyboardInterrupt inside the block."""
+    # A process started with SIGINT ignored (`cmd &` from a shell without job control, and
+    # every child of such a process) never gets Python's KeyboardInterrupt handler, so Ctrl-C
+    # would do nothing; a command whose documented way to stop is Ctrl-C installs it itself.
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set handlers, and only it receives KeyboardInterrupt
         return

@@ -102,8 +102,8 @@ def check_k(k: int | None, settings: Settings) -> int:
 
 
 def ray_address(flag: str | None, settings: Settings) -> str | None:
-    """The Ray cluster to use ("local", "auto" or an address), or None for no Ray; fails with
-    the install hint, before anything slow, when Ray is not installed."""
+    """The Ray cluster to use ("local", "auto" or an address), or None for no Ray."""
+    # Without Ray installed this fails with the install hint, before anything slow.
     if flag is None and not settings.ray_address:
         return None
     from rag.distributed.cluster import RayMissing, require_ray

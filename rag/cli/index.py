@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -173,8 +173,9 @@ def build_once(
     out: Console,
     bar_to: Console | None,
 ) -> Manifest:
-    """The library call behind one build, reported on stdout (a line, or JSON) with a progress
-    bar on ``bar_to``; ``lines`` prints JSON Lines, one build per line, as they happen."""
+    """The library call behind one build, reported on stdout as a line or JSON."""
+    # The bar goes to ``bar_to`` (a terminal's stderr); under --watch, ``lines`` prints one
+    # JSON line per build, flushed as it happens.
     from rag.index.build import build_index
 
     bar = terminal.BuildBar(bar_to) if bar_to is not None else None
@@ -206,7 +207,9 @@ def build_once(
     return manifest
 
 
-def _watch(config: Settings, build: Any, full: bool, debounce: int, err: Console) -> None:
+def _watch(
+    config: Settings, build: Callable[[bool], Manifest], full: bool, debounce: int, err: Console
+) -> None:
     """Build, then re-index after each burst of corpus changes, reporting as it goes."""
     from rag.index.watch import watch_corpus
 
