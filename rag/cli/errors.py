@@ -40,7 +40,7 @@ def run(command: click.Command, argv: Sequence[str]) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader (`| head`) went away; say nothing more and let the shell carry on.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces stdout until exit
+        sys.stdout = open(os.devnull, "w")
         return 0
     except OSError as exc:
         return fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 1)
