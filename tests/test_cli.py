@@ -174,6 +174,29 @@ def test_index_rebuilds_after_corpus_change(
     assert "Zanzibar" in json.loads(out)["results"][0]["text"]
 
 
+def test_index_if_stale_opens_the_index_it_replaces_once(
+    capsys: pytest.CaptureFixture[str], fake_index: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.index.build
+    import rag.index.freshness
+
+    opened: list[Path] = []
+    for module in (rag.index.build, rag.index.freshness):
+        real = module.load_index
+
+        def counting(index_dir, *args, _real=real, **kwargs):
+            opened.append(Path(index_dir))
+            return _real(index_dir, *args, **kwargs)
+
+        monkeypatch.setattr(module, "load_index", counting)
+    guide = fake_index.corpus / "data-engineer.md"
+    guide.write_text(guide.read_text() + "\n## Travel\n\nSome travel is expected.\n")
+    code, _, err = run(capsys, "index", "--if-stale", "--json")
+    assert code == 0, err
+    assert len(opened) == 1, opened  # judged fresh or not, then reused by the build
+    assert Manifest.read(fake_index.index).extra["changes"]["incremental"] is True
+
+
 def test_index_if_stale_rebuilds_index_of_other_model(
     capsys: pytest.CaptureFixture[str], fake_index: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from rag.config import Settings
     from rag.index.manifest import Manifest
+    from rag.index.store import Index
     from rag.index.watch import WatchEvent
     from rag.ingest.chunking import ChunkerSettings
 
@@ -112,10 +113,15 @@ def index_command(
     if address is not None and config.adapt:
         raise click.UsageError("--ray cannot adapt the model (RAG_ADAPT): adapt with a local build")
     out = terminal.console()
-    reason = stale_reason(config, chunker) if if_stale else None
+    # The index in place, opened once: judged for freshness, then handed to the build.
+    previous, reason = stale_check(config, chunker) if if_stale else (None, None)
     if if_stale and reason is None:
+        if previous is not None:
+            previous.close()
         _print_up_to_date(config, as_json, out)
         return 0
+    if previous is not None and not Path(config.corpus_dir).is_dir():
+        previous.close()
     if not Path(config.corpus_dir).is_dir():
         # Say so before spending seconds on loading the model.
         raise CorpusEmpty(f"corpus folder {config.corpus_dir} does not exist")
@@ -146,18 +152,30 @@ def index_command(
             bar_to=err if not as_json and err.is_terminal else None,
         )
         if watch:
+            if previous is not None:
+                previous.close()
             _watch(config, build, full, debounce, err)
         else:
-            build(full)
+            build(full, previous=previous)
     return 0
 
 
-def stale_reason(config: Settings, chunker: ChunkerSettings | None) -> str | None:
-    """The library call behind ``--if-stale``: why the index must be rebuilt, or None."""
-    from rag.index.freshness import why_rebuild
+def stale_check(
+    config: Settings, chunker: ChunkerSettings | None
+) -> tuple[Index | None, str | None]:
+    """The library call behind ``--if-stale``: the index in place (if it loads) and why it
+    must be rebuilt, or None when it is fresh."""
+    from rag.index.freshness import open_previous, why_stale
     from rag.ingest.chunking import ChunkerSettings
 
-    return why_rebuild(config, chunker or ChunkerSettings())
+    previous, why = open_previous(config)
+    if previous is None:
+        return None, why
+    try:
+        return previous, why_stale(previous, config, chunker or ChunkerSettings())
+    except BaseException:
+        previous.close()
+        raise
 
 
 def build_once(
@@ -166,6 +184,7 @@ def build_once(
     embedder: Any,
     full: bool = False,
     *,
+    previous: Index | None = None,
     wait: float,
     backend: Any,
     as_json: bool,
@@ -191,6 +210,7 @@ def build_once(
             full=full,
             lock_timeout=wait,
             backend=backend,
+            previous=previous,
         )
     for path, why in (manifest.extra.get("skipped") or {}).items():
         warn(f"skipped {path}: {why}")

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from rag import terminal
-from rag.cli.common import check_k, index_options, json_option, load_retriever, settings
+from rag.cli.common import index_options, json_option, load_retriever, settings
 from rag.modes import MODES
 
 if TYPE_CHECKING:
     from rag.config import Settings
     from rag.search import Filters, SearchResult
     from rag.search.answer import Answer
+    from rag.search.qa import Pipeline, Reply
+    from rag.search.question import Question
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,21 +48,21 @@ def search_command(query: str, k: int | None, mode: str, as_json: bool, **option
     from rag.present import hits_json
 
     config = _settings(options)
-    k = _check_request(query, k, config)
-    result = run_search(config, query, k, mode, _filters(options))
+    reply = run_search(config, _question(config, query, k, options, mode=mode))
+    result = reply.result
     if as_json:
         terminal.print_json(
             {
-                "query": result.query,
+                "query": reply.query,
                 "results": hits_json(result.hits, config.public_url.rstrip("/")),
-                "took_ms": round(result.took_ms, 2),
+                "took_ms": round(reply.took_ms, 2),
             }
         )
         return 0
     out = terminal.console()
     out.print(
-        f'{len(result.hits)} passages for "{result.query}" '
-        f"({result.mode}, {result.took_ms:.0f} ms)",
+        f'{len(result.hits)} passages for "{reply.query}" '
+        f"({result.mode}, {reply.took_ms:.0f} ms)",
         style="bold",
         soft_wrap=True,
         markup=False,
@@ -84,39 +85,50 @@ def ask_command(question: str, k: int | None, as_json: bool, **options: Any) -> 
     from rag.present import hits_json
 
     config = _settings(options)
-    k = _check_request(question, k, config)
-    result, answer, took_ms = run_ask(config, question, k, _filters(options))
+    reply = run_ask(config, _question(config, question, k, options))
+    answer = reply.answer
+    assert answer is not None
     if as_json:
         terminal.print_json(
             {
-                "query": result.query,
+                "query": reply.query,
                 "answer": answer.text,
                 "answered": answer.answered,
                 "note": answer.note,
-                "results": hits_json(result.hits, config.public_url.rstrip("/")),
-                "took_ms": round(took_ms, 2),
+                "results": hits_json(reply.hits, config.public_url.rstrip("/")),
+                "took_ms": round(reply.took_ms, 2),
             }
         )
         return 0
-    _print_answer(result, answer, took_ms)
+    _print_answer(reply.result, answer, reply.took_ms)
     return 0
 
 
-def run_search(config: Settings, query: str, k: int, mode: str, filters: Filters) -> SearchResult:
-    """The library call behind ``rag search``."""
-    retriever = load_retriever(config)
-    return retriever.search(query, k, mode=mode, filters=filters)
+def run_search(config: Settings, question: Question) -> Reply:
+    """The library call behind ``rag search``: the query pipeline, run here."""
+    return _pipeline(config).search_now(question)
 
 
-def run_ask(
-    config: Settings, question: str, k: int, filters: Filters
-) -> tuple[SearchResult, Answer, float]:
-    """The library call behind ``rag ask``: the passages, the answer, and the time both took."""
-    retriever = load_retriever(config)
-    t0 = time.perf_counter()
-    result = retriever.search(question, k, filters=filters)
-    answer = retriever.answer(result)
-    return result, answer, (time.perf_counter() - t0) * 1000
+def run_ask(config: Settings, question: Question) -> Reply:
+    """The library call behind ``rag ask``: the query pipeline, run here."""
+    return _pipeline(config).ask_now(question)
+
+
+def _pipeline(config: Settings) -> Pipeline:
+    from rag.search.qa import Pipeline
+    from rag.search.question import Limits
+
+    return Pipeline(load_retriever(config), Limits.from_settings(config))
+
+
+def _question(
+    config: Settings, text: str, k: int | None, options: dict[str, Any], mode: str = "hybrid"
+) -> Question:
+    """The command line's question, checked by the pipeline's rules before anything slow loads."""
+    from rag.search.question import Limits, Question, check
+
+    asked = Question(text, k=k, filters=_filters(options), mode=mode)  # type: ignore[arg-type]
+    return check(asked, Limits.from_settings(config))
 
 
 def _print_answer(result: SearchResult, answer: Answer, took_ms: float) -> None:
@@ -141,15 +153,6 @@ def _settings(options: dict[str, Any]) -> Settings:
     return settings(
         index_dir=options["index_dir"], corpus_dir=options["corpus_dir"], model=options["model"]
     )
-
-
-def _check_request(query: str, k: int | None, config: Settings) -> int:
-    """Reject an empty or oversized query and a bad k early; returns k."""
-    if not query.strip():
-        raise click.UsageError("the query must not be empty")
-    if len(query.strip()) > config.max_query_chars:
-        raise click.UsageError(f"the query is longer than {config.max_query_chars} characters")
-    return check_k(k, config)
 
 
 def _filters(options: dict[str, Any]) -> Filters:
