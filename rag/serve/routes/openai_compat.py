@@ -1,4 +1,4 @@
-"""Routes: the OpenAI-compatible API, ``GET /v1/models`` and ``POST /v1/chat/completions``.
+"""Routes: the OpenAI-compatible API, ``GET /v1/models[/{id}]`` and ``POST /v1/chat/completions``.
 
 OpenAI's clients and chat front-ends (Open WebUI and the like) use this server as any
 OpenAI-compatible provider at the base URL ``http://HOST:PORT/v1``. The index is listed as the
@@ -34,11 +34,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from rag.search.answer import Answer
 from rag.search.types import SearchResult
+from rag.serve.errors import error_response
 from rag.serve.openai_schemas import (
     NEAREST_HEADING,
     NOTE_PREFIX,
@@ -46,7 +48,9 @@ from rag.serve.openai_schemas import (
     SOURCES_HEADING,
     ChatCompletion,
     ChatCompletionRequest,
+    ModelCard,
     ModelList,
+    OpenAIErrorResponse,
 )
 from rag.serve.routes.chat import _PIECE_RE
 from rag.serve.services import Ready, Session, new_query_id
@@ -89,6 +93,22 @@ _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 async def models(svc: Ready) -> dict[str, Any]:
     """The index, listed as the one model there is; `created` is when it was built."""
     return {"object": "list", "data": [model_card(svc)]}
+
+
+@router.get(
+    "/models/{model:path}",
+    response_model=ModelCard,
+    responses={404: {"model": OpenAIErrorResponse, "description": "No such model"}},
+)
+async def model(model: str, svc: Ready) -> Any:
+    """The one model, by its id (``openai`` client's ``models.retrieve``); another id is 404."""
+    if model != svc.settings.openai_model:
+        detail = (
+            f"The model '{model}' does not exist: this server has one, "
+            f"'{svc.settings.openai_model}'"
+        )
+        return error_response(404, detail, "model", kind="model_not_found")
+    return model_card(svc)
 
 
 @router.post(
@@ -151,9 +171,10 @@ class Reply:
         """Resolve the conversation and search for it; a bad request raises before any answer."""
         started = time.perf_counter()
         k = svc.settings.k
-        query = svc.retriever.check(await svc.resolve(body.turns()), k)
+        # Stripping earlier answers and counting words grow with the body: not on the loop.
+        turns, words = await anyio.to_thread.run_sync(body.digest)
+        query = svc.retriever.check(await svc.resolve(turns), k)
         result = await svc.search(query, k)
-        words = sum(len(m.text.split()) for m in body.messages)
         return cls(svc, query, result, svc.results(result.hits, base_url), started, words)
 
     @property
