@@ -13,6 +13,8 @@ from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, PROFILES
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # A shorter admin token could be guessed: /admin is reachable by anyone who reaches the server.
 MIN_ADMIN_TOKEN = 16
+# "aaaaaaaaaaaaaaaa" or "1212121212121212" is long enough and still the first thing tried.
+MIN_ADMIN_TOKEN_DISTINCT = 10
 
 
 class Settings(BaseSettings):
@@ -86,6 +88,9 @@ class Settings(BaseSettings):
     # oldest beyond this many rows, are deleted (0 keeps them).
     log_max_age_days: float = Field(90.0, ge=0)
     log_max_rows: int = Field(100_000, ge=0)
+    # Queries one client address may add to the log in any hour (0: no cap); past it they are
+    # answered but not logged, so one client cannot push everyone's questions out of the log.
+    log_max_rows_per_client_hour: int = Field(200, ge=0)
     # Interactive API docs at /docs, from assets shipped in a package (never a CDN).
     docs: bool = True
     # A running server loads an index swapped into index_dir (a `rag index` while it serves)
@@ -114,9 +119,13 @@ class Settings(BaseSettings):
         description=(
             "Token for the coverage report at /admin (sent as `Authorization: Bearer TOKEN`, or "
             "typed into the /admin/login form). Empty: /admin is off and answers 404. At least "
-            f"{MIN_ADMIN_TOKEN} characters."
+            f"{MIN_ADMIN_TOKEN} characters, {MIN_ADMIN_TOKEN_DISTINCT} of them different."
         ),
     )
+
+    # Failed admin authentications (a wrong Bearer token, session cookie or sign-in) a client
+    # may make, in the `limits` notation; past it every /admin request of that client is 429.
+    admin_auth_limit: str = "10/minute"
 
     @field_validator("text_profile")
     @classmethod
@@ -147,9 +156,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must be at least {MIN_ADMIN_TOKEN} characters (or empty to turn /admin off)"
             )
+        if value and len(set(value)) < MIN_ADMIN_TOKEN_DISTINCT:
+            raise ValueError(
+                f"must have at least {MIN_ADMIN_TOKEN_DISTINCT} different characters: a repeated "
+                "pattern is guessed first (make one with `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`)"
+            )
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "admin_auth_limit")
     @classmethod
     def _known_rate(cls, value: str) -> str:
         value = value.strip()

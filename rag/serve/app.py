@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
             settings.data_dir,
             max_age_days=settings.log_max_age_days,
             max_rows=settings.log_max_rows,
+            max_rows_per_client_hour=settings.log_max_rows_per_client_hour,
         )
         svc = Services(settings, querylog)
         app.state.services = svc

@@ -197,6 +197,8 @@ class Session:
 
     svc: Services
     snapshot: Snapshot
+    # The client's address, for the query log's per-client cap (None: not capped).
+    client: str | None = None
 
     @property
     def settings(self) -> Settings:
@@ -287,7 +289,8 @@ class Session:
                 index_built_at=manifest.built_at,
                 model=manifest.model,
                 answered=answered,
-            )
+            ),
+            client=self.client,
         )
         return query_id
 
@@ -322,7 +325,7 @@ async def current_session(request: Request) -> AsyncIterator[Session | None]:
         yield None
         return
     try:
-        yield Session(svc, snapshot)
+        yield Session(svc, snapshot, request.client.host if request.client else None)
     finally:
         svc.release(snapshot)
 
