@@ -1,7 +1,7 @@
 """Issues 16 and 22's findings, re-run against `rag serve` on 127.0.0.1: writes
 benchmarks/HARDENING.md.
 
-    python -m benchmarks.hardening [--index DIR] [--quick]
+    python -m benchmarks.hardening [--index DIR] [--quick] [--before-16 COMMIT] [--before COMMIT]
 
 Each part starts its own server (the shipped `rag serve`, so run_server's uvicorn options and
 protocol are what is measured) with the settings it needs, and stops it by its own pid:
@@ -353,7 +353,7 @@ def write_report(result: dict[str, Any]) -> None:
     if before:
         b = before["rows"][0]
         lines += [
-            f"Before, measured in this run (`--before`, the server of commit {before['commit']}): "
+            f"Before, measured in this run (`--before-16`, the server of commit {before['commit']}): "
             f"the 1.7 KB body took {b['max_ms'] / 1000:.1f} s and /health "
             f"{b['health']['max_ms'] / 1000:.1f} s meanwhile (load before {b['load']}).",
             "",
@@ -417,31 +417,47 @@ def write_report(result: dict[str, Any]) -> None:
     OUT_MD.write_text("\n".join(lines) + "\n")
 
 
+@contextmanager
+def checkout(commit: str, work: Path) -> Iterator[Path]:
+    """``commit`` checked out into a temporary worktree under ``work``, removed afterwards."""
+    old = work / f"before-{commit}"
+    subprocess.run(["git", "worktree", "add", "--detach", str(old), commit], cwd=ROOT,
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        yield old
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT,
+                       capture_output=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, default=ROOT / ".cache" / "test-index")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and requests")
-    parser.add_argument("--before", metavar="COMMIT", help="also time the ReDoS body on the "
-                        "server of this commit (checked out into a temporary worktree)")  # fmt: skip
+    parser.add_argument(
+        "--before-16",
+        metavar="COMMIT",
+        help="also time issue 16's ReDoS body "
+        "on the server of this commit (checked out into a temporary worktree)",
+    )
+    parser.add_argument("--before", metavar="COMMIT", help="also time issue 22's /v1 appendix "
+                        "bodies on the server of this commit")  # fmt: skip
     args = parser.parse_args()
     if not (args.index / "manifest.json").is_file():
         raise SystemExit(f"no index at {args.index}: build one with `rag index` or the tests")
     with tempfile.TemporaryDirectory(prefix="rag-hardening-") as tmp:
         work = Path(tmp)
         result = {"date": now(), "machine": machine(), "index": str(args.index)}
-        if args.before:
-            old = work / "before"
-            subprocess.run(["git", "worktree", "add", "--detach", str(old), args.before],
-                           cwd=ROOT, check=True, capture_output=True)  # fmt: skip
-            try:
+        if args.before_16:
+            with checkout(args.before_16, work) as old:
                 rows = bounded_work(args.index, work, 1, source=old)
+            result["before"] = {"commit": args.before_16, "rows": rows}
+        if args.before:
+            with checkout(args.before, work) as old:
                 result["before_appendix"] = hardening22.openai_appendix(
                     rag_serve, HealthProbe, args.index, work, 1, source=old
                 )
-            finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT,
-                               capture_output=True)  # fmt: skip
-            result["before"] = {"commit": args.before, "rows": rows}
+            result["before_22"] = {"commit": args.before}
         result["bounded_work"] = bounded_work(args.index, work, 3 if args.quick else 7)
         result["slow_clients"] = slow_clients(args.index, work, 300 if args.quick else 3000)
         result["errors"] = errors(args.index, work)

@@ -269,7 +269,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     before = result.get("before_appendix")
     if before:
         lines += ["Before (the server of commit "
-                  f"{result['before']['commit']}, measured in this run):", ""]  # fmt: skip
+                  f"{result['before_22']['commit']}, measured in this run):", ""]  # fmt: skip
         lines += _work_table(before)
         lines += ["", "Now:", ""]
     lines += _work_table(result["openai_appendix"])
