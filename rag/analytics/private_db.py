@@ -26,8 +26,7 @@ _SIDECARS = ("-journal", "-wal", "-shm")
 
 
 def connect_private(path: Path, *, timeout: float = 30) -> sqlite3.Connection:
-    """A connection to the database at ``path``, created (with its directory) for this user
-    only, with ``secure_delete`` on and WAL journaling."""
+    """A connection to ``path``, created for this user only, with ``secure_delete`` on."""
     path = Path(path)
     path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     # Created before SQLite opens it, so it never exists with the umask's wider mode.
@@ -42,8 +41,7 @@ def connect_private(path: Path, *, timeout: float = 30) -> sqlite3.Connection:
 
 
 def _narrow(file: Path) -> None:
-    """Make a file of older code (created 0644) private; a file owned by another user is left
-    as it is, with a warning, since only its owner may change its mode."""
+    """Make a file of older code (created 0644) private, if it is ours to change."""
     try:
         if file.stat().st_mode & 0o777 != PRIVATE_FILE:
             file.chmod(PRIVATE_FILE)

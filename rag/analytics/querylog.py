@@ -165,8 +165,10 @@ def _add_missing_columns(con: sqlite3.Connection) -> None:
 
 
 class ClientCap:
-    """At most ``per_hour`` records per client in any hour: the `limits` library's moving window,
-    in this process's memory (expired windows are dropped, so memory follows recent clients)."""
+    """At most ``per_hour`` records per client in any hour, counted in this process."""
+
+    # The `limits` library's moving window in memory: expired windows are dropped, so memory
+    # follows the clients of the last hour.
 
     def __init__(self, per_hour: int) -> None:
         from limits import RateLimitItemPerHour
@@ -219,8 +221,7 @@ class QueryLog:
         self._thread.start()
 
     def record(self, rec: QueryRecord, client: str | None = None) -> bool:
-        """Queue a query record of ``client`` (an address; None: not capped); returns at once,
-        False when the client is past its hourly cap and the record is dropped."""
+        """Queue a record of ``client`` (None: uncapped); False when it is over its cap."""
         if self._closed:
             raise RuntimeError("query log is closed")
         if client is not None and self._cap is not None and not self._cap.admit(client):

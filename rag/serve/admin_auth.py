@@ -105,8 +105,7 @@ class Sessions:
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def _verified(self, cookie: str) -> str | None:
-        """The session id of a cookie this token made and whose issue time is not past the
-        expiry; None for anything else, before the database is asked."""
+        """The id of an unexpired cookie of this token, found without reading the database."""
         parts = cookie.split(".") if len(cookie) <= _MAX_COOKIE else []
         if len(parts) != 3 or not parts[1].isdecimal():
             return None

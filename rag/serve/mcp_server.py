@@ -213,8 +213,8 @@ class CorpusServer(MCPServer):
         ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        """The SDK's call, with arguments that fail validation told as the HTTP API tells
-        them (field: problem), not as pydantic's report (its model names, input, a URL)."""
+        """The SDK's call; arguments that fail validation are told as ``field: problem``."""
+        # The SDK's message is pydantic's report: its model names, the input, a URL.
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

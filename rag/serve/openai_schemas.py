@@ -166,8 +166,7 @@ class ChatCompletionRequest(_Lenient):
         return [m.turn() for m in self.messages]
 
     def digest(self) -> tuple[list[ChatMessage], int]:
-        """The turns and the words of every message (the usage's prompt count): work that
-        grows with the body, for a worker thread."""
+        """The turns and the usage's prompt word count: work that grows with the body."""
         return self.turns(), sum(len(m.text.split()) for m in self.messages)
 
 

@@ -81,8 +81,7 @@ async def _within_budget(auth: AdminAuth, client: str) -> None:
 
 
 async def authorised(request: Request, token: str, auth: AdminAuth) -> bool | None:
-    """Whether the request carries the token (Bearer header) or a live session cookie; None
-    when it carries neither, which is no attempt to authenticate."""
+    """Whether the Bearer token or session cookie is good; None when neither is sent."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given.strip():
         return hmac.compare_digest(given.strip().encode(), token.encode())
@@ -98,8 +97,7 @@ def _unauthorised(detail: str) -> HTTPException:
 
 
 async def admin(request: Request, svc: Svc) -> Services:
-    """The shared services for a request that carries the admin token; 404 when /admin is off,
-    429 past the client's failures."""
+    """The services for a request with the admin token; 404 when off, 429 past the budget."""
     token = _enabled(svc)
     auth, client = _auth(request), _client(request)
     await _within_budget(auth, client)
