@@ -288,7 +288,7 @@ def test_tool_arguments_are_as_strict_as_the_http_apis(
     server: Any, settings: Settings, retriever: Retriever, args: dict[str, Any], field: str
 ) -> None:
     text = error_text(call(server, "search", args))
-    assert text.startswith(f"invalid arguments for search: {field}: ")
+    assert text.startswith(f"Error executing tool search: {field}: ")
     assert not any(word in text for word in INTERNALS), text
     hosts = settings.model_copy(update={"allowed_hosts": ["testserver"]})
     with TestClient(create_app(hosts, retriever)) as client:
@@ -304,7 +304,7 @@ def test_whole_floats_are_integers_in_both(server: Any) -> None:
     assert not read.is_error and read.structured_content["start"] == 29000
     refused = call(server, "read_document", {"doc_id": FRAUD_GUIDE, "start": "29000"})
     assert error_text(refused) == (
-        "invalid arguments for read_document: start: Input should be a valid integer"
+        "Error executing tool read_document: start: Input should be a valid integer"
     )
 
 
@@ -319,7 +319,7 @@ def test_tool_errors_carry_no_library_internals(
     server: Any, tool: str, args: dict[str, Any]
 ) -> None:
     text = error_text(call(server, tool, args))
-    assert text.startswith(f"invalid arguments for {tool}: ")
+    assert text.startswith(f"Error executing tool {tool}: ")
     assert not any(word in text for word in INTERNALS), text
     assert len(text) < 500  # the rejected input is not echoed back
 

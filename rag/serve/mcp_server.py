@@ -225,12 +225,13 @@ class CorpusServer(MCPServer):
 
 
 def invalid_arguments(tool: str, exc: ValidationError) -> str:
-    """``invalid arguments for search: k: Input should be a valid integer`` (every problem)."""
+    """``Error executing tool search: k: Input should be a valid integer`` (every problem)."""
     problems = [
         f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
         for e in exc.errors(include_url=False, include_input=False)
     ]
-    return f"invalid arguments for {tool}: " + "; ".join(problems)
+    # The SDK's prefix, as every other tool error has it.
+    return f"Error executing tool {tool}: " + "; ".join(problems)
 
 
 # --------------------------------------------------------------------------- the server
