@@ -532,6 +532,16 @@ def test_real_models_list(openai_client, real_index_dir: Path) -> None:
 
 
 @pytest.mark.slow
+def test_real_models_retrieve(openai_client) -> None:
+    import openai
+
+    assert openai_client.models.retrieve("career-rag") == openai_client.models.list().data[0]
+    with pytest.raises(openai.NotFoundError) as caught:
+        openai_client.models.retrieve("gpt-4o-mini")
+    assert caught.value.code == "model_not_found"
+
+
+@pytest.mark.slow
 def test_real_completion(openai_client, server: str) -> None:
     response = openai_client.chat.completions.create(
         model="career-rag", messages=[{"role": "user", "content": REAL_QUESTION}]
