@@ -334,6 +334,8 @@ class Server:
             "RAG_DATA_DIR": str(self.data),
             # One load generator is one client; keep the limiter in the path, but out of reach.
             "RAG_RATE_LIMIT": "1000000/minute",
+            # Every request logged, as one client's share of the log was before it was capped.
+            "RAG_LOG_MAX_ROWS_PER_CLIENT_HOUR": "0",
             "RAG_QUERY_BACKEND": "auto",
             "HF_HUB_OFFLINE": "1",
         }

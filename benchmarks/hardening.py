@@ -1,6 +1,7 @@
-"""Issue 16's findings, re-run against `rag serve` on 127.0.0.1: writes benchmarks/HARDENING.md.
+"""Issues 16 and 22's findings, re-run against `rag serve` on 127.0.0.1: writes
+benchmarks/HARDENING.md.
 
-    python -m benchmarks.hardening [--index DIR] [--quick]
+    python -m benchmarks.hardening [--index DIR] [--quick] [--before-16 COMMIT] [--before COMMIT]
 
 Each part starts its own server (the shipped `rag serve`, so run_server's uvicorn options and
 protocol are what is measured) with the settings it needs, and stops it by its own pid:
@@ -14,8 +15,9 @@ protocol are what is measured) with the settings it needs, and stops it by its o
 * abuse: 100 back-to-back searches under the default rate limit, 1,000 ratings of one query,
   and the query log after 10,000 searches with RAG_LOG_MAX_ROWS=1000.
 
-Every loop is bounded in count and time; the index defaults to the one the test suite builds
-(.cache/test-index).
+Issue 22's parts (the /v1 appendix bodies, admin guessing, the low findings) are in
+benchmarks.hardening22. Every loop is bounded in count and time; the index defaults to the one
+the test suite builds (.cache/test-index).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks import hardening22
 from benchmarks.common import PYTHON, ROOT, free_port, loadavg, machine, now, wait_ready
 
 RAG = str(Path(PYTHON).with_name("rag"))
@@ -309,7 +312,10 @@ def abuse(index: Path, work: Path, requests: int) -> dict[str, Any]:
         "SELECT COUNT(*) FROM feedback WHERE query_id = ?", (query_id,)
     ).fetchone()[0]
     con.close()
-    with rag_serve(index, work, rate_limit="off", log_max_rows=1000) as (base, _):
+    # One client's 10,000 searches: no per-client cap here, so retention alone bounds the log.
+    with rag_serve(
+        index, work, rate_limit="off", log_max_rows=1000, log_max_rows_per_client_hour=0
+    ) as (base, _):
         data = work / f"data-{base.rsplit(':', 1)[1]}"
         with httpx.Client(base_url=base, timeout=60) as c:
             t0 = time.perf_counter()
@@ -328,7 +334,7 @@ def abuse(index: Path, work: Path, requests: int) -> dict[str, Any]:
 def write_report(result: dict[str, Any]) -> None:
     m = result["machine"]
     lines = [
-        "# Hardening (issue 16), re-measured",
+        "# Hardening (issues 16 and 22), re-measured",
         "",
         "Written by `python -m benchmarks.hardening`; raw numbers in `hardening.json`. Every "
         "server is the shipped `rag serve` on 127.0.0.1 (one worker), index "
@@ -337,7 +343,7 @@ def write_report(result: dict[str, Any]) -> None:
         f"- {result['date']}; CPU: {m['cpu']}, {m['cores']} cores; RAM {m['ram_gib']} GiB; "
         f"Python {m['python']}; uvicorn {m['versions']['uvicorn']}",
         "",
-        "## Bounded work: one /chat at a time, /health probed every 20 ms meanwhile",
+        "## Bounded work (issue 16): one /chat at a time, /health probed every 20 ms meanwhile",
         "",
         "Before (issue 16): the 1.7 KB body took 12.6 s and /health 12.5 s meanwhile; a legal "
         "60 KB message cost 0.6-1.0 s of event-loop time.",
@@ -347,7 +353,7 @@ def write_report(result: dict[str, Any]) -> None:
     if before:
         b = before["rows"][0]
         lines += [
-            f"Before, measured in this run (`--before`, the server of commit {before['commit']}): "
+            f"Before, measured in this run (`--before-16`, the server of commit {before['commit']}): "
             f"the 1.7 KB body took {b['max_ms'] / 1000:.1f} s and /health "
             f"{b['health']['max_ms'] / 1000:.1f} s meanwhile (load before {b['load']}).",
             "",
@@ -406,35 +412,65 @@ def write_report(result: dict[str, Any]) -> None:
         f"({a['log_requests_per_s']} req/s) |",
         "",
     ]
-    OUT_MD.write_text("\n".join(lines))
+    if "openai_appendix" in result:
+        lines += hardening22.report_lines(result)
+    OUT_MD.write_text("\n".join(lines) + "\n")
+
+
+@contextmanager
+def checkout(commit: str, work: Path) -> Iterator[Path]:
+    """``commit`` checked out into a temporary worktree under ``work``, removed afterwards."""
+    old = work / f"before-{commit}"
+    subprocess.run(["git", "worktree", "add", "--detach", str(old), commit], cwd=ROOT,
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        yield old
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT,
+                       capture_output=True)  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, default=ROOT / ".cache" / "test-index")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and requests")
-    parser.add_argument("--before", metavar="COMMIT", help="also time the ReDoS body on the "
-                        "server of this commit (checked out into a temporary worktree)")  # fmt: skip
+    parser.add_argument(
+        "--before-16",
+        metavar="COMMIT",
+        help="also time issue 16's ReDoS body "
+        "on the server of this commit (checked out into a temporary worktree)",
+    )
+    parser.add_argument("--before", metavar="COMMIT", help="also time issue 22's /v1 appendix "
+                        "bodies on the server of this commit")  # fmt: skip
     args = parser.parse_args()
     if not (args.index / "manifest.json").is_file():
         raise SystemExit(f"no index at {args.index}: build one with `rag index` or the tests")
     with tempfile.TemporaryDirectory(prefix="rag-hardening-") as tmp:
         work = Path(tmp)
         result = {"date": now(), "machine": machine(), "index": str(args.index)}
-        if args.before:
-            old = work / "before"
-            subprocess.run(["git", "worktree", "add", "--detach", str(old), args.before],
-                           cwd=ROOT, check=True, capture_output=True)  # fmt: skip
-            try:
+        if args.before_16:
+            with checkout(args.before_16, work) as old:
                 rows = bounded_work(args.index, work, 1, source=old)
-            finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT,
-                               capture_output=True)  # fmt: skip
-            result["before"] = {"commit": args.before, "rows": rows}
+            result["before"] = {"commit": args.before_16, "rows": rows}
+        if args.before:
+            with checkout(args.before, work) as old:
+                result["before_appendix"] = hardening22.openai_appendix(
+                    rag_serve, HealthProbe, args.index, work, 1, source=old
+                )
+            result["before_22"] = {"commit": args.before}
         result["bounded_work"] = bounded_work(args.index, work, 3 if args.quick else 7)
         result["slow_clients"] = slow_clients(args.index, work, 300 if args.quick else 3000)
         result["errors"] = errors(args.index, work)
         result["abuse"] = abuse(args.index, work, 1000 if args.quick else 10_000)
+        result["openai_appendix"] = hardening22.openai_appendix(
+            rag_serve, HealthProbe, args.index, work, 3 if args.quick else 10
+        )
+        result["admin_guesses"] = hardening22.admin_guesses(rag_serve, args.index, work)
+        result["findings"] = [
+            *hardening22.admin_findings(rag_serve, args.index, work),
+            *hardening22.log_findings(rag_serve, args.index, work),
+            *hardening22.protocol_findings(rag_serve, args.index, work),
+        ]
     OUT_JSON.write_text(json.dumps(result, indent=1) + "\n")
     write_report(result)
     print(f"wrote {OUT_MD}")

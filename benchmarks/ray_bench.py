@@ -116,6 +116,7 @@ def serving(index_dir: Path, seconds: float) -> dict[str, Any]:
     env = {
         "RAG_INDEX_DIR": str(index_dir),
         "RAG_RATE_LIMIT": "off",
+        "RAG_LOG_MAX_ROWS_PER_CLIENT_HOUR": "0",  # one load generator: log all of it
         "RAG_DATA_DIR": str(WORK / "data"),
     }
     proc = subprocess.Popen(
@@ -133,7 +134,11 @@ def serving(index_dir: Path, seconds: float) -> dict[str, Any]:
     for replicas in (1, 2):
         port = free_port()
         settings = Settings(
-            index_dir=index_dir, data_dir=WORK / "data", port=port, rate_limit="off"
+            index_dir=index_dir,
+            data_dir=WORK / "data",
+            port=port,
+            rate_limit="off",
+            log_max_rows_per_client_hour=0,
         )
         deploy(settings, replicas=replicas)
         try:

@@ -13,6 +13,8 @@ from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, PROFILES
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # A shorter admin token could be guessed: /admin is reachable by anyone who reaches the server.
 MIN_ADMIN_TOKEN = 16
+# "aaaaaaaaaaaaaaaa" or "1212121212121212" is long enough and still the first thing tried.
+MIN_ADMIN_TOKEN_DISTINCT = 10
 
 
 class Settings(BaseSettings):
@@ -145,6 +147,13 @@ class Settings(BaseSettings):
     log_max_rows: int = Field(
         100_000, ge=0, description="query-log rows kept, the oldest deleted first (0 keeps all)"
     )
+    # So that one client cannot push everyone else's questions out of the log.
+    log_max_rows_per_client_hour: int = Field(
+        200,
+        ge=0,
+        description="queries one client address adds to the query log in any hour; past it they "
+        "are answered but not logged (0: no cap)",
+    )
     docs: bool = Field(True, description="serve Swagger UI at `/docs`, from a package, never a CDN")
     reload: bool = Field(
         True,
@@ -176,7 +185,14 @@ class Settings(BaseSettings):
         "",
         repr=False,
         description=f"turns on the coverage report at `/admin`, behind this token "
-        f"({MIN_ADMIN_TOKEN} characters or more); empty: `/admin` answers 404",
+        f"({MIN_ADMIN_TOKEN} characters or more, {MIN_ADMIN_TOKEN_DISTINCT} of them different); "
+        "empty: `/admin` answers 404",
+    )
+    # In the `limits` notation, as rate_limit.
+    admin_auth_limit: str = Field(
+        "10/minute",
+        description="failed authentications (wrong token or key, dead session) per client; "
+        "past it, that client's authenticated requests answer 429",
     )
 
     @field_validator("text_profile")
@@ -208,9 +224,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must be at least {MIN_ADMIN_TOKEN} characters (or empty to turn /admin off)"
             )
+        if value and len(set(value)) < MIN_ADMIN_TOKEN_DISTINCT:
+            raise ValueError(
+                f"must have at least {MIN_ADMIN_TOKEN_DISTINCT} different characters: a repeated "
+                "pattern is guessed first (make one with `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`)"
+            )
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "admin_auth_limit")
     @classmethod
     def _known_rate(cls, value: str) -> str:
         value = value.strip()

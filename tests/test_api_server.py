@@ -132,10 +132,12 @@ def percentile(values: list[float], p: float) -> float:
 def test_server_serves_concurrent_load_without_errors_and_health_stays_up(
     real_index_dir: Path, real_retriever: Retriever, tmp_path: Path
 ) -> None:
-    # 480 requests from one client: no rate limit (tests/test_hardening.py is about it).
+    # 480 requests from one client: no rate limit and no cap on one client's share of the log
+    # (tests/test_hardening.py is about them).
     settings = Settings(
-        index_dir=real_index_dir, corpus_dir=ROOT / "corpus", data_dir=tmp_path, rate_limit="off"
-    )
+        index_dir=real_index_dir, corpus_dir=ROOT / "corpus", data_dir=tmp_path,
+        rate_limit="off", log_max_rows_per_client_hour=0,
+    )  # fmt: skip
     plan = request_plan(REQUESTS)
     with running_server(settings, real_retriever) as (base_url, app):
         # Warm-up outside the measurement: the first encode pays for lazy initialisation.

@@ -1,8 +1,11 @@
 """Bounded work per request: chat resolution, answer building and every regex they use grow
-linearly with their input, and never raise, on pathological text.
+linearly with their input, and never raise, on pathological text; so do a /v1 completion and an
+/mcp message, whole, with bodies up to the largest the docs suggest allowing.
 
 Growth is measured as CPU time of this thread (``time.thread_time``), not wall time: it does not
-count the time other processes hold the cores, so a busy machine does not fail the test. The
+count the time other processes hold the cores, so a busy machine does not fail the test (a
+request sent through the app is measured in every thread of this process, ``time.process_time``,
+as the app answers it in threads of its own). The
 bound is generous: 16 times the input may cost at most 48 times the time (linear work costs about
 16 times; quadratic 256, cubic 4,096). Each step of 4 is checked on the way, so a cubic pattern
 fails within seconds instead of running for hours at the largest size.
@@ -10,15 +13,21 @@ fails within seconds instead of running for hours at the largest size.
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rag.config import Settings
+from rag.index import build_index, load_index
 from rag.ingest import sentences as sentences_module
 from rag.ingest.chunking import Chunk
 from rag.search import answer as answer_module
@@ -26,7 +35,10 @@ from rag.search import chat as chat_module
 from rag.search import subjects as subjects_module
 from rag.search.answer import build_answer
 from rag.search.chat import listed_items, resolve_query
+from rag.search.retriever import Retriever
 from rag.search.types import Hit
+from rag.serve.app import create_app
+from rag.serve.openai_schemas import ChatCompletionRequest
 from tests.conftest import FakeEmbedder
 
 # Each test times its function on inputs up to 16 times larger, three tries each: together a
@@ -58,32 +70,41 @@ def repeat_to(motif: str, chars: int) -> str:
     return motif * max(1, chars // len(motif))
 
 
-def cpu(fn: Callable[[str], object], text: str, reps: int) -> float:
-    """The least CPU time of this thread, over three tries, for ``reps`` calls of ``fn(text)``."""
+def cpu(
+    fn: Callable[[str], object], text: str, reps: int, clock: Callable[[], float] = time.thread_time
+) -> float:
+    """The least CPU time of this thread (or of ``clock``), over three tries, for ``reps`` calls
+    of ``fn(text)``."""
     best = float("inf")
     # A full garbage collection costs as much as all live objects, whatever the input: one
     # landing in the large input's try looked like super-linear growth.
     gc.disable()
     try:
         for _ in range(3):
-            t0 = time.thread_time()
+            t0 = clock()
             for _ in range(reps):
                 fn(text)
-            best = min(best, time.thread_time() - t0)
+            best = min(best, clock() - t0)
     finally:
         gc.enable()
     return best
 
 
-def assert_linear(fn: Callable[[str], object], make: Callable[[int], str]) -> None:
-    """``fn`` over ``make(n)`` costs no more than linearly more as ``n`` grows 16-fold."""
-    small = make(BASE_CHARS)
+def assert_linear(
+    fn: Callable[[str], object],
+    make: Callable[[int], str],
+    base: int = BASE_CHARS,
+    clock: Callable[[], float] = time.thread_time,
+) -> None:
+    """``fn`` over ``make(n)`` costs no more than linearly more as ``n`` grows 16-fold from
+    ``base``."""
+    small = make(base)
     reps = 1
-    while cpu(fn, small, reps) < MIN_CPU and reps < 4096:
+    while cpu(fn, small, reps, clock) < MIN_CPU and reps < 4096:
         reps *= 2
-    times = [cpu(fn, small, reps)]
+    times = [cpu(fn, small, reps, clock)]
     for factor in STEPS[1:]:
-        times.append(cpu(fn, make(BASE_CHARS * factor), reps))
+        times.append(cpu(fn, make(base * factor), reps, clock))
         assert times[-1] <= STEP_BOUND * times[-2] + 0.002, (factor, times)
     assert times[-1] <= TOTAL_BOUND * times[0] + 0.002, times
 
@@ -200,3 +221,138 @@ def test_resolution_is_linear_in_the_number_of_turns() -> None:
                              max_chars=1000)  # fmt: skip
 
     assert_linear(resolve, lambda n: "x" * n)
+
+
+# --------------------------------------------------------------------------- /v1 and /mcp
+
+# The largest RAG_MAX_BODY_BYTES the docs suggest (docs/openai.md: the longest conversation, 100
+# messages, each answer with its sources 1-2 KB): the bodies below grow 16-fold up to it.
+LARGEST_BODY = 256 * 1024
+BODY_BASE = LARGEST_BODY // 16
+# What the answers of /v1 end with, and pieces of it: the appendix stripping scans for these.
+APPENDIX_MOTIFS = ["\n\nNote: ", "\n\nSources:", "\n\nSources:\n[1] a: b", "\n\n",
+                   "Note: \n\n", "\n\nNearest passages (they may not answer it):", " "]  # fmt: skip
+
+
+def completion(motif: str, size: int) -> str:
+    """A /v1/chat/completions body of about ``size`` bytes: an earlier answer made of ``motif``."""
+    each = len(json.dumps(motif)) - 2
+    answer = motif * max(1, size // each)
+    messages = chat("What does a data engineer do?", answer, "And what do they earn?")
+    return json.dumps({"model": "career-rag", "messages": messages})
+
+
+@pytest.mark.parametrize("motif", APPENDIX_MOTIFS, ids=repr)
+def test_a_completions_text_work_is_linear_up_to_the_largest_body(motif: str) -> None:
+    def digest(body: str) -> object:
+        # What the request costs before the search: parsing, then stripping and counting words.
+        return ChatCompletionRequest.model_validate_json(body).digest()
+
+    assert_linear(digest, lambda n: completion(motif, n), base=BODY_BASE)
+
+
+@settings(max_examples=8, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(motif=motifs)
+def test_a_completions_text_work_is_linear_on_any_text(motif: str) -> None:
+    assert_linear(lambda body: ChatCompletionRequest.model_validate_json(body).digest(),
+                  lambda n: completion(motif, n), base=BODY_BASE)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The app over a small index, taking bodies up to LARGEST_BODY, with no rate limit."""
+    root = tmp_path_factory.mktemp("bounded")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / "data-engineer.md").write_text(
+        "# Data Engineer\n\nA data engineer builds pipelines.\n\n## Salary\n\nData engineers "
+        "earn $120,000.\n",
+        encoding="utf-8",
+    )
+    embedder = FakeEmbedder()
+    build_index(corpus, root / "index", embedder)
+    settings = Settings(index_dir=root / "index", data_dir=root / "data", rate_limit="off",
+                        allowed_hosts=["testserver"], max_body_bytes=LARGEST_BODY + 4096,
+                        log_max_rows_per_client_hour=0)  # fmt: skip
+    with TestClient(create_app(settings, Retriever(load_index(root / "index"), embedder))) as c:
+        yield c
+
+
+def post_json(client: TestClient, path: str, body: str, headers: dict[str, str]) -> Any:
+    response = client.post(path, content=body, headers={"content-type": "application/json",
+                                                        **headers})  # fmt: skip
+    return response
+
+
+@pytest.mark.parametrize("motif", ["\n\nNote: ", "\n\nSources:\n[1] a: b", " "], ids=repr)
+def test_a_completion_costs_linear_cpu_up_to_the_largest_body(
+    served: TestClient, motif: str
+) -> None:
+    # The whole request through the app, in every thread of this process: the old appendix
+    # pattern alone took seconds of event-loop time at 64 KB.
+    def ask(body: str) -> None:
+        response = post_json(served, "/v1/chat/completions", body, {})
+        assert response.status_code == 200, response.text[:300]
+
+    assert_linear(ask, lambda n: completion(motif, n), base=BODY_BASE, clock=time.process_time)
+
+
+def test_a_completions_text_work_runs_off_the_event_loop(
+    served: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loops: list[bool] = []
+    digest = ChatCompletionRequest.digest
+
+    def spy(self: ChatCompletionRequest) -> tuple[Any, int]:
+        try:
+            asyncio.get_running_loop()
+            loops.append(True)
+        except RuntimeError:  # no loop runs in this thread: a worker thread
+            loops.append(False)
+        return digest(self)
+
+    monkeypatch.setattr(ChatCompletionRequest, "digest", spy)
+    body = completion("\n\nNote: ", 1024)
+    assert post_json(served, "/v1/chat/completions", body, {}).status_code == 200
+    assert loops == [False]
+
+
+MCP_HEADERS = {"accept": "application/json, text/event-stream"}
+
+
+def tool_call(tool: str, arguments: dict[str, Any]) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": tool, "arguments": arguments}})  # fmt: skip
+
+
+# Where a long text can stand in an MCP message: an argument the tool ignores, ones it refuses
+# as too long (query, doc_id), a list sent as a JSON string (the SDK parses it first), and an
+# envelope that is no JSON-RPC message.
+MCP_CASES: dict[str, tuple[Callable[[str], str], int]] = {
+    "ignored argument": (lambda t: tool_call("search", {"query": "pipelines", "x": t}), 200),
+    "long query": (lambda t: tool_call("search", {"query": t}), 200),
+    "long doc_id": (lambda t: tool_call("read_document", {"doc_id": t}), 200),
+    # A quarter of the text: each word gains quotes, escaped, and a comma.
+    "tags as a JSON string": (
+        lambda t: tool_call(
+            "search", {"query": "pipelines", "tags": json.dumps(t[: len(t) // 4].split())}
+        ),
+        200,
+    ),
+    "not JSON-RPC": (lambda t: json.dumps({"jsonrpc": "1.0", "id": 1, "method": t}), 400),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MCP_CASES))
+def test_an_mcp_message_costs_linear_cpu_up_to_the_largest_body(
+    served: TestClient, case: str
+) -> None:
+    make_body, status = MCP_CASES[case]
+
+    def send(body: str) -> None:
+        response = post_json(served, "/mcp", body, MCP_HEADERS)
+        assert response.status_code == status, response.text[:300]
+        assert len(response.content) < 4096  # nothing of the long text is echoed back
+
+    assert_linear(send, lambda n: make_body(repeat_to("a ", n - 120)), base=BODY_BASE,
+                  clock=time.process_time)  # fmt: skip

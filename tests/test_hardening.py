@@ -273,6 +273,36 @@ def test_query_log_retention_applies_to_what_the_server_logs(
     con.close()
 
 
+def test_one_client_cannot_push_everyone_elses_questions_out_of_the_log(
+    tmp_path: Path, retriever: Retriever
+) -> None:
+    settings = make_settings(tmp_path, log_max_rows=20, log_max_rows_per_client_hour=5,
+                             trusted_proxies=["testclient"])  # fmt: skip
+
+    def ask(path: str, query: str, client: str) -> httpx.Response:
+        body = (
+            {"query": query}
+            if path != "/chat"
+            else {"messages": [{"role": "user", "content": query}]}
+        )
+        return c.post(path, json=body, headers={"X-Forwarded-For": client})
+
+    with TestClient(create_app(settings, retriever)) as c:
+        readers = [ask("/ask", f"data engineer salary {n}", f"198.51.100.{n}") for n in range(4)]
+        flood = [ask(path, f"flood {n}", "203.0.113.9")
+                 for n in range(60) for path in ("/search", "/ask", "/chat")]  # fmt: skip
+        assert all(r.status_code == 200 for r in readers + flood)  # every one is answered
+        dropped = flood[-1].json()["query_id"]
+        assert c.post("/feedback", json={"query_id": dropped, "rating": "up"}).status_code == 404
+    con = sqlite3.connect(db_path(settings.data_dir))
+    logged = [q for (q,) in con.execute("SELECT query FROM queries ORDER BY id")]
+    con.close()
+    assert sum(q.startswith("flood") for q in logged) == 5  # across its endpoints
+    assert [q for q in logged if q.startswith("data")] == [
+        f"data engineer salary {n}" for n in range(4)
+    ]
+
+
 # --------------------------------------------------------------------------- /docs
 
 

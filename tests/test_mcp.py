@@ -25,6 +25,7 @@ import httpx
 import httpx2
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -256,6 +257,70 @@ def test_an_unknown_tool_is_an_error_too(server: Any) -> None:
     assert "Unknown tool" in error_text(call(server, "delete_everything"))
 
 
+# Arguments the HTTP API refuses (as /search's body) and MCP must refuse too: strings for
+# numbers, booleans for k, numbers for strings, fractions.
+STRICT_CASES = [
+    ({"query": "skills", "k": "5"}, "k"),
+    ({"query": "skills", "k": True}, "k"),
+    ({"query": "skills", "k": 5.5}, "k"),
+    ({"query": 42}, "query"),
+    ({"query": "skills", "doc_id": 7}, "doc_id"),
+    ({"query": "skills", "tags": [1]}, "tags.0"),
+    ({"query": "skills", "source": False}, "source"),
+]
+# Words of pydantic's own report, which an agent has no use for.
+INTERNALS = ("pydantic", "validation error for", "input_value", "input_type", "[type=",
+             "Arguments", "http")  # fmt: skip
+
+
+def http_body(args: dict[str, Any]) -> dict[str, Any]:
+    """The /search body asking what ``args`` ask of the search tool."""
+    filters = {key: args[key] for key in ("doc_id", "tags", "source") if key in args}
+    body = {key: args[key] for key in ("query", "k") if key in args}
+    return {**body, "filters": filters} if filters else body
+
+
+@pytest.mark.parametrize(("args", "field"), STRICT_CASES)
+def test_tool_arguments_are_as_strict_as_the_http_apis(
+    server: Any, settings: Settings, retriever: Retriever, args: dict[str, Any], field: str
+) -> None:
+    text = error_text(call(server, "search", args))
+    assert text.startswith(f"Error executing tool search: {field}: ")
+    assert not any(word in text for word in INTERNALS), text
+    hosts = settings.model_copy(update={"allowed_hosts": ["testserver"]})
+    with TestClient(create_app(hosts, retriever)) as client:
+        assert client.post("/search", json=http_body(args)).status_code == 422
+
+
+def test_whole_floats_are_integers_in_both(server: Any) -> None:
+    # JSON Schema's integer includes 5.0, as the HTTP API takes it.
+    found = call(server, "search", {"query": "fraud", "k": 2.0})
+    assert not found.is_error and len(found.structured_content["results"]) == 2
+    read = call(server, "read_document", {"doc_id": FRAUD_GUIDE, "start": 29000.0,
+                                          "end": 29010.0})  # fmt: skip
+    assert not read.is_error and read.structured_content["start"] == 29000
+    refused = call(server, "read_document", {"doc_id": FRAUD_GUIDE, "start": "29000"})
+    assert error_text(refused) == (
+        "Error executing tool read_document: start: Input should be a valid integer"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [("search", {}), ("search", {"query": "x" * 2000, "k": 0, "tags": "nope"}),
+     ("ask", {"question": ["a"]}), ("read_document", {"doc_id": "x" * 600}),
+     ("read_document", {"doc_id": FRAUD_GUIDE, "start": -1, "end": {"a": 1}}),
+     ("search", {"query": "\ud800"})],
+)  # fmt: skip
+def test_tool_errors_carry_no_library_internals(
+    server: Any, tool: str, args: dict[str, Any]
+) -> None:
+    text = error_text(call(server, tool, args))
+    assert text.startswith(f"Error executing tool {tool}: ")
+    assert not any(word in text for word in INTERNALS), text
+    assert len(text) < 500  # the rejected input is not echoed back
+
+
 # --------------------------------------------------------------------------- /mcp in process
 
 
@@ -365,11 +430,51 @@ def test_http_checks_host_and_origin_against_the_apps_own(
     rebound, foreign, listed, preflight = asyncio.run(go())
     assert rebound.status_code == 400  # HostGuard, in front of every path
     assert "does not answer for host 'evil.example'" in rebound.json()["detail"]
-    assert foreign.status_code == 403  # the SDK's Origin check, with the CORS origins
+    assert foreign.status_code == 403  # the Origin check, with the CORS origins
+    assert foreign.json() == {
+        "detail": "origin 'https://evil.example' may not call /mcp: it is not in RAG_CORS_ORIGINS",
+        "field": None, "errors": [],
+    }  # fmt: skip
     assert listed.status_code == 200
     assert listed.headers["access-control-allow-origin"] == "https://tools.example"
     assert preflight.status_code == 200
     assert "mcp-protocol-version" in preflight.headers["access-control-allow-headers"].lower()
+
+
+@pytest.mark.parametrize("version", [None, "2026-07-28"])
+def test_http_protocol_errors_are_json_rpc_errors_without_internals(
+    settings: Settings, retriever: Retriever, version: str | None
+) -> None:
+    app = create_app(settings, retriever)
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    if version:
+        headers["mcp-protocol-version"] = version
+    bodies = [b'{"jsonrpc": "1.0", "id": 1}', b"[1, 2]", b'"x"', b'{"id": 1, "method": 5}']
+
+    async def go() -> list[httpx2.Response]:
+        async with lifespan(app), asgi_client(app) as http:
+            return [await http.post("/mcp", content=body, headers=headers) for body in bodies]
+
+    for body, response in zip(bodies, asyncio.run(go()), strict=True):
+        assert response.status_code == 400, body
+        error = response.json()["error"]
+        assert response.json()["jsonrpc"] == "2.0" and error["code"] == -32600, body
+        assert not any(word in error["message"] for word in INTERNALS), error
+
+
+def test_http_refusals_of_the_sdk_are_json(settings: Settings, retriever: Retriever) -> None:
+    app = create_app(settings, retriever)
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+
+    async def go() -> httpx2.Response:
+        async with lifespan(app), asgi_client(app) as http:
+            # The new protocol's transport answers an unacceptable Accept with an empty 406.
+            headers = {"accept": "text/plain", "mcp-protocol-version": "2026-07-28"}
+            return await http.post("/mcp", json=listing, headers=headers)
+
+    refused = asyncio.run(go())
+    assert refused.status_code == 406
+    assert refused.json() == {"detail": "/mcp: Not Acceptable", "field": None, "errors": []}
 
 
 def test_transport_security_allows_the_apps_hosts_on_any_port() -> None:

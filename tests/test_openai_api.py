@@ -23,11 +23,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from rag.analytics.querylog import db_path
 from rag.config import Settings
 from rag.search.retriever import Retriever
 from rag.serve.app import create_app
+from rag.serve.openai_schemas import strip_appendix
 from tests.servers import child_env, rag_serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +124,27 @@ def test_models_is_503_in_openai_shape_until_the_index_loads(app: FastAPI) -> No
     assert assert_openai_error(resp, 503, None)["type"] == "server_error"
 
 
+def test_a_model_is_retrieved_by_id_with_the_official_client(client: TestClient) -> None:
+    import openai
+
+    # TestClient is an httpx.Client: the official client talks to the app in process.
+    api = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=client,
+                        max_retries=0)  # fmt: skip
+    model = api.models.retrieve("career-rag")
+    assert (model.id, model.object, model.owned_by) == ("career-rag", "model", "career-rag")
+    assert model.created == api.models.list().data[0].created
+    with pytest.raises(openai.NotFoundError) as caught:
+        api.models.retrieve("gpt-4o")
+    assert caught.value.code == "model_not_found" and caught.value.param == "model"
+    assert "'gpt-4o' does not exist" in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["gpt-4o", "career-rag/extra", "Career-rag", "%00"])
+def test_an_unknown_model_is_404_in_openai_shape(client: TestClient, name: str) -> None:
+    error = assert_openai_error(client.get(f"/v1/models/{name}"), 404, "model")
+    assert error["type"] == "invalid_request_error" and error["code"] == "model_not_found"
+
+
 # --------------------------------------------------------------------------- completions
 
 
@@ -210,6 +235,47 @@ def test_follow_ups_resolve_as_on_chat_with_our_own_answer_sent_back(client: Tes
     with_sources = client.post("/v1/chat/completions", json=ask(QUESTION, content, ordinal))
     bare = client.post("/v1/chat/completions", json=ask(QUESTION, answer, ordinal))
     assert with_sources.json()["query"] == bare.json()["query"]
+
+
+# What the pattern that stripped an answer's appendix matched; strip_appendix must agree.
+OLD_APPENDIX_RE = re.compile(
+    r"\n\n(?:Note: .*?\n\n)?(?:Sources:|Nearest passages \(they may not answer it\):)\n.*\Z",
+    re.S,
+)
+
+
+@hypothesis_settings(max_examples=400, deadline=None, database=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "\n",
+                "\n\n",
+                "Note: ",
+                "Sources:",
+                NEAREST,
+                "x",
+                " ",
+                "[1] a: b",
+                "\n\nNote: ",
+                "\n\nSources:\n",
+            ]
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_stripping_an_answers_appendix_matches_the_old_pattern(text: str) -> None:
+    assert strip_appendix(text) == OLD_APPENDIX_RE.sub("", text)
+
+
+def test_stripping_keeps_an_answer_and_drops_its_note_and_sources() -> None:
+    answer = "They build pipelines. [1]"
+    sent = f"{answer}\n\nNote: the guide is old.\n\nSources:\n[1] Data Engineer: https://x"
+    assert strip_appendix(sent) == answer
+    assert strip_appendix(f"{answer}\n\n{NEAREST}\n[1] a: b") == answer
+    assert (
+        strip_appendix(answer + "\n\nNote: no list follows") == answer + "\n\nNote: no list follows"
+    )
 
 
 def test_the_latest_user_message_is_answered(client: TestClient) -> None:
@@ -450,6 +516,16 @@ def test_real_models_list(openai_client, real_index_dir: Path) -> None:
     assert model.id == "career-rag" and model.owned_by == "career-rag"
     built = json.loads((real_index_dir / "manifest.json").read_text())["built_at"]
     assert model.created == int(datetime.fromisoformat(built).timestamp())
+
+
+@pytest.mark.slow
+def test_real_models_retrieve(openai_client) -> None:
+    import openai
+
+    assert openai_client.models.retrieve("career-rag") == openai_client.models.list().data[0]
+    with pytest.raises(openai.NotFoundError) as caught:
+        openai_client.models.retrieve("gpt-4o-mini")
+    assert caught.value.code == "model_not_found"
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from rag.analytics.querylog import (
     format_summary,
     summary,
 )
+from tests.servers import wait_for
 
 
 def record(endpoint: str = "search", query: str = "q", latency: float = 10.0, scores=(0.03,)):
@@ -214,3 +215,88 @@ def test_retention_drops_rows_past_their_age(tmp_path: Path) -> None:
     qlog.record(new)
     qlog.close()
     assert rows(tmp_path, "SELECT query FROM queries") == [("new",)]
+
+
+def test_retention_runs_while_the_server_is_idle(tmp_path: Path) -> None:
+    qlog = QueryLog(tmp_path, max_age_days=90, prune_every_s=0.05)
+    try:
+        qlog.record(record(query="recent"))
+        # A row that aged past the limit while nothing was logged (written as an old server would).
+        wait_for(lambda: rows(tmp_path, "SELECT COUNT(*) FROM queries") == [(1,)], "the write")
+        con = sqlite3.connect(db_path(tmp_path))
+        with con:
+            con.execute(
+                "INSERT INTO queries (ts, query_id, endpoint, query, chunk_ids, scores, n_results,"
+                " latency_ms) VALUES ('2020-01-01T00:00:00.000+00:00', 'old', 'search', 'aged',"
+                " '[]', '[]', 0, 1)"
+            )
+        con.close()
+        # No record arrives from here on: only the writer's timer can delete it.
+        wait_for(lambda: rows(tmp_path, "SELECT query FROM queries") == [("recent",)],
+                 "retention to delete the aged row")  # fmt: skip
+    finally:
+        qlog.close()
+
+
+def test_log_files_are_private_to_the_servers_user(tmp_path: Path) -> None:
+    data = tmp_path / "new" / "data"
+    qlog = QueryLog(data)
+    qlog.record(record())
+    qlog.feedback(qlog_last_id(data, qlog), "up").result(timeout=30)
+    files = sorted(data.iterdir())
+    assert {f.name for f in files} >= {"querylog.sqlite", "querylog.sqlite-wal",
+                                       "querylog.sqlite-shm"}  # fmt: skip
+    assert {f.name: f.stat().st_mode & 0o777 for f in files} == {f.name: 0o600 for f in files}
+    assert data.stat().st_mode & 0o777 == 0o700  # created by the log: its own user's only
+    qlog.close()
+    # A log written by older code, world-readable, is narrowed when the server opens it.
+    db_path(data).chmod(0o644)
+    QueryLog(data).close()
+    assert db_path(data).stat().st_mode & 0o777 == 0o600
+
+
+def qlog_last_id(data: Path, qlog: QueryLog) -> str:
+    wait_for(lambda: rows(data, "SELECT COUNT(*) FROM queries") != [(0,)], "the write")
+    return rows(data, "SELECT query_id FROM queries ORDER BY id DESC LIMIT 1")[0][0]
+
+
+def test_pruned_rows_leave_nothing_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Some SQLite builds have secure_delete on by default (Debian's does): start from off, as
+    # others have it, so only the log's own setting can clear the deleted rows' pages.
+    real_connect = sqlite3.connect
+
+    def connect_without_secure_delete(*args, **kwargs):
+        con = real_connect(*args, **kwargs)
+        con.execute("PRAGMA secure_delete=OFF")
+        return con
+
+    monkeypatch.setattr(sqlite3, "connect", connect_without_secure_delete)
+    secret = "what-my-manager-must-not-read-" + uuid.uuid4().hex
+    qlog = QueryLog(tmp_path, max_rows=1)
+    qlog.record(record(query=secret))
+    qlog.feedback(qlog_last_id(tmp_path, qlog), "down", comment=secret).result(timeout=30)
+    assert qlog._con.execute("PRAGMA secure_delete").fetchone() == (1,)
+    for n in range(3):  # max_rows=1: the secret's row is the oldest, pruned at close
+        qlog.record(record(query=f"later {n}"))
+    qlog.close()
+    con = real_connect(db_path(tmp_path))
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    assert rows(tmp_path, f"SELECT COUNT(*) FROM queries WHERE query = '{secret}'") == [(0,)]
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("querylog.sqlite*"))
+    assert secret.encode() not in stored
+
+
+def test_each_client_has_a_cap_of_rows_per_hour(tmp_path: Path) -> None:
+    qlog = QueryLog(tmp_path, max_rows_per_client_hour=3)
+    kept = [qlog.record(record(query=f"flood {n}"), client="203.0.113.9") for n in range(6)]
+    others = [qlog.record(record(query=f"reader {n}"), client=f"198.51.100.{n}") for n in range(4)]
+    uncapped = [qlog.record(record(query="from the CLI")) for _ in range(5)]  # no client
+    qlog.close()
+    assert kept == [True] * 3 + [False] * 3
+    assert others == [True] * 4 and uncapped == [True] * 5
+    queries = [q for (q,) in rows(tmp_path, "SELECT query FROM queries ORDER BY id")]
+    assert queries[:3] == ["flood 0", "flood 1", "flood 2"] and "flood 3" not in queries
+    assert sum(q.startswith("reader") for q in queries) == 4 and len(queries) == 12

@@ -11,17 +11,22 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import hmac
 import io
 import json
 import os
 import random
 import re
 import sqlite3
+import sys
+import time
+import types
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -33,7 +38,10 @@ from rag.cli import main
 from rag.config import Settings
 from rag.errors import BadQuery
 from rag.search.retriever import Retriever
+from rag.serve.admin_auth import Sessions
 from rag.serve.app import create_app
+from rag.serve.routes.admin import COOKIE
+from tests.servers import ROOT, child_env, rag_serve
 
 TOKEN = "s3cret-admin-token-for-tests"
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -609,6 +617,178 @@ def test_a_short_admin_token_is_refused(capsys: pytest.CaptureFixture[str], monk
     assert main(["report", "--json"]) == 2
     err = capsys.readouterr().err
     assert "RAG_ADMIN_TOKEN: " in err and "tooshort" not in err  # never echoed
+
+
+@pytest.mark.parametrize("weak", ["aaaaaaaaaaaaaaaa", "abababababababababab", "123456789" * 3])
+def test_a_weak_admin_token_is_refused_at_start_up(
+    weak: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="at least 10 different characters"):
+        Settings(admin_token=weak)
+    started = []
+    runner = types.ModuleType("rag.serve.runner")
+    runner.run_server = lambda *args: started.append(args)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rag.serve.runner", runner)
+    monkeypatch.setenv("RAG_ADMIN_TOKEN", weak)
+    assert main(["serve"]) == 2 and not started
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RAG_ADMIN_TOKEN: " in err and weak not in err
+    assert "at least 10 different characters" in err
+    assert Settings(admin_token="0123456789" * 2).admin_token  # ten different: enough
+
+
+def test_wrong_bearer_tokens_are_429_past_the_failure_budget(
+    data_dir: Path, index_dir: Path, retriever: Retriever
+) -> None:
+    limit = {
+        "admin_token": TOKEN,
+        "admin_auth_limit": "5/minute",
+        "trusted_proxies": ["testclient"],
+    }
+    with _client(data_dir, index_dir, retriever, **limit) as c:
+        guesses = [c.get("/admin/report.json", headers={"Authorization": f"Bearer guess-{n:04d}"
+                                                        "-abcdefghijk"}) for n in range(8)]  # fmt: skip
+        assert [r.status_code for r in guesses] == [401] * 5 + [429] * 3
+        refused = guesses[-1]
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert refused.json()["detail"].startswith("too many failed admin authentications")
+        # Past the budget the right token is refused too: a guesser learns nothing.
+        for path in ("/admin", "/admin/report.csv", "/admin/report.json"):
+            assert c.get(path, headers=BEARER).status_code == 429, path
+        assert c.post("/admin/login", data={"token": TOKEN}).status_code == 429
+        # Another client (through a trusted proxy) has its own budget; asking with no
+        # credentials at all is no failed attempt.
+        other = {"X-Forwarded-For": "198.51.100.7"}
+        assert [c.get("/admin", headers=other).status_code for _ in range(8)] == [401] * 8
+        assert c.get("/admin", headers={**other, **BEARER}).status_code == 200
+
+
+def test_cookies_and_sign_ins_share_the_failure_budget(
+    data_dir: Path, index_dir: Path, retriever: Retriever
+) -> None:
+    with _client(data_dir, index_dir, retriever, admin_token=TOKEN,
+                 admin_auth_limit="4/minute") as c:  # fmt: skip
+        codes = [
+            c.post("/admin/login", data={"token": "first-wrong-guess-xyz"}).status_code,
+            c.get("/admin", headers={"Cookie": "rag_admin=forged.1.abc"}).status_code,
+            c.get(
+                "/admin/report.csv", headers={"Authorization": "Bearer wrong-token-xyz"}
+            ).status_code,
+            c.post("/admin/login", data={"token": "second-wrong-guess-xyz"}).status_code,
+            c.post("/admin/login", data={"token": TOKEN}).status_code,
+        ]
+    assert codes == [401, 401, 401, 401, 429]
+
+
+def sign_in(client: TestClient) -> str:
+    signed = client.post("/admin/login", data={"token": TOKEN}, follow_redirects=False)
+    assert signed.status_code == 303
+    return signed.cookies[COOKIE]
+
+
+def test_each_sign_in_is_a_new_session_that_sign_out_revokes(admin: TestClient) -> None:
+    first, second = sign_in(admin), sign_in(admin)
+    assert first != second  # a random id and the time each was issued
+    session_id, issued, mac = first.split(".")
+    assert len(session_id) >= 32 and abs(int(issued) - time.time()) < 3600 and len(mac) == 64
+    admin.cookies.clear()
+
+    def report(cookie: str) -> int:
+        admin.cookies.clear()
+        admin.cookies.set(COOKIE, cookie)
+        return admin.get("/admin/report.json").status_code
+
+    assert report(first) == report(second) == 200
+    admin.cookies.set(COOKIE, first)
+    out = admin.post("/admin/logout", follow_redirects=False)
+    assert out.status_code == 303
+    assert report(first) == 401  # replayed after sign-out: refused by the server
+    assert report(second) == 200  # the other session goes on
+    # The cookie is bound to its issue time and to the id: change either and it is refused.
+    assert report(f"{session_id}.{int(issued) + 1}.{mac}") == 401
+    assert report(f"x{session_id[1:]}.{issued}.{mac}") == 401
+
+
+def test_sessions_expire_on_the_server_and_die_with_the_token(
+    data_dir: Path, index_dir: Path, retriever: Retriever
+) -> None:
+    # Two Sessions over one data directory stand for two worker processes of one server.
+    one, two = Sessions(data_dir, TOKEN), Sessions(data_dir, TOKEN)
+    cookie = one.issue()
+    assert two.valid(cookie)
+    two.revoke(cookie)
+    assert not one.valid(cookie)  # signed out in one worker: out in every worker
+    live = one.issue()
+    con = sqlite3.connect(data_dir / "admin.sqlite")
+    with con:
+        con.execute("UPDATE sessions SET expires = ?", (time.time() - 1,))
+    con.close()
+    assert not two.valid(live)  # past the server's expiry, whatever the browser keeps
+    kept = one.issue()
+    assert one.valid(kept)
+    # The server restarted with a new token: no session of the old one works, or is kept.
+    renewed = Sessions(data_dir, "a-brand-new-admin-token-0123")
+    assert not renewed.valid(kept) and not one.valid(kept)
+    con = sqlite3.connect(data_dir / "admin.sqlite")
+    assert con.execute("SELECT COUNT(*) FROM sessions").fetchone() == (0,)
+    con.close()
+    for sessions in (one, two, renewed):
+        sessions.close()
+    assert (data_dir / "admin.sqlite").stat().st_mode & 0o777 == 0o600
+    # Old cookies of every shape are refused without a lookup.
+    fresh = Sessions(data_dir, TOKEN)
+    for bad in ("", "a.b", "a.b.c.d", "x" * 500, _old_cookie(), f"id.{2**70}.{'0' * 64}"):
+        assert not fresh.valid(bad)
+    fresh.close()
+
+
+def _old_cookie() -> str:
+    # What the cookie held before sessions: an HMAC of the token and a constant.
+    return hmac.new(TOKEN.encode(), b"career-rag admin session", hashlib.sha256).hexdigest()
+
+
+def test_malformed_admin_inputs_are_4xx_not_500(admin: TestClient) -> None:
+    crowded = admin.post("/admin/login", content=b"&" * 10,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert crowded.status_code == 400
+    assert crowded.json()["detail"] == "the sign-in form has more than 10 fields: post token"
+    for path in ("/admin", "/admin/report.csv", "/admin/report.json"):
+        response = admin.get(path, params={"since": "999999w"}, headers=BEARER)
+        assert response.status_code == 422, path
+        assert response.json()["field"] == "since"
+        assert "goes back before the year 1" in response.json()["detail"]
+
+
+def test_cli_report_refuses_a_since_too_far_back(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--data", str(data_dir), "--since", "999999w"]) == 2
+    err = capsys.readouterr().err
+    assert err == "rag: error: argument --since: '999999w' goes back before the year 1\n"
+
+
+@pytest.mark.slow
+def test_sessions_are_shared_by_the_workers_of_a_real_server(
+    real_index_dir: Path, tmp_path: Path
+) -> None:
+    # Each request below opens its own connection, which either worker process may accept: a
+    # session kept in one process's memory would fail about half of them.
+    env = child_env(real_index_dir, ROOT / "corpus", tmp_path / "data", RAG_ADMIN_TOKEN=TOKEN,
+                    RAG_ADMIN_AUTH_LIMIT="1000/minute")  # fmt: skip
+    with rag_serve(env, tmp_path / "server.log", workers=2) as (url, _):
+
+        def report(cookie: str) -> int:
+            headers = {"Cookie": f"{COOKIE}={cookie}"}
+            return httpx.get(f"{url}/admin/report.json", headers=headers, timeout=30).status_code
+
+        signed = httpx.post(f"{url}/admin/login", data={"token": TOKEN}, timeout=30)
+        assert signed.status_code == 303
+        cookie = signed.cookies[COOKIE]
+        assert [report(cookie) for _ in range(30)] == [200] * 30
+        out = httpx.post(f"{url}/admin/logout", headers={"Cookie": f"{COOKIE}={cookie}"},
+                         timeout=30)  # fmt: skip
+        assert out.status_code == 303
+        assert [report(cookie) for _ in range(30)] == [401] * 30
 
 
 # --------------------------------------------------------------------------- in Chromium

@@ -7,7 +7,11 @@ on shutdown. Several server processes may share one file: WAL mode and a busy ti
 writers take turns.
 
 A query has at most one rating: a later one replaces it. Retention (``max_age_days``,
-``max_rows``) is applied by the writer thread too, between batches, so no request waits for it.
+``max_rows``) is applied by the writer thread too, on a timer whether or not records arrive, so
+no request waits for it. Each client may add at most ``max_rows_per_client_hour`` records in any
+hour; past it its queries are still answered but not logged, so one client cannot push everyone
+else's questions out of a log capped at ``max_rows``. The files are private to the server's user
+and deleted rows are overwritten (rag.analytics.private_db).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rag.analytics.private_db import connect_private
 from rag.errors import RagError
 
 log = logging.getLogger(__name__)
@@ -70,7 +75,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS feedback_one_per_query ON feedback(query_id);
 """
 # Columns added after the first release, in order: (name, type). Old rows read NULL.
 _ADDED_COLUMNS = (("answered", "INTEGER"),)
-# Retention runs at most this often, and after max_rows / 10 new records, whichever comes first.
+# Retention runs this often, idle or not, and after max_rows / 10 new records.
 PRUNE_EVERY_S = 60.0
 
 
@@ -138,9 +143,7 @@ def db_path(data_dir: Path) -> Path:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(path, timeout=30, check_same_thread=False)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
+    con = connect_private(path)
     con.executescript(_SCHEMA)
     _add_missing_columns(con)
     con.executescript(_ONE_RATING)
@@ -161,16 +164,55 @@ def _add_missing_columns(con: sqlite3.Connection) -> None:
                 raise
 
 
+class ClientCap:
+    """At most ``per_hour`` records per client in any hour, counted in this process."""
+
+    # The `limits` library's moving window in memory: expired windows are dropped, so memory
+    # follows the clients of the last hour.
+
+    def __init__(self, per_hour: int) -> None:
+        from limits import RateLimitItemPerHour
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.per_hour = per_hour
+        self._item = RateLimitItemPerHour(per_hour)
+        self._warning = RateLimitItemPerHour(1)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def admit(self, client: str) -> bool:
+        """Count one record of ``client``; False when it is past its cap (and is not logged)."""
+        if self._limiter.hit(self._item, "rows", client):
+            return True
+        if self._limiter.hit(self._warning, "warned", client):  # once an hour per client
+            log.warning(
+                "query log: client %s logged %d queries within an hour; its next ones are "
+                "answered but not logged until the hour's first expires",
+                client,
+                self.per_hour,
+            )
+        return False
+
+
 class QueryLog:
     """Appends query and feedback records from any thread through one writer thread."""
 
-    def __init__(self, data_dir: Path, *, max_age_days: float = 0, max_rows: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        max_age_days: float = 0,
+        max_rows: int = 0,
+        max_rows_per_client_hour: int = 0,
+        prune_every_s: float = PRUNE_EVERY_S,
+    ) -> None:
         self.max_age_days = max_age_days
         self.max_rows = max_rows
+        self.prune_every_s = prune_every_s
+        self._cap = ClientCap(max_rows_per_client_hour) if max_rows_per_client_hour else None
         self._since_prune = 0
         self._pruned_at = 0.0
         self.path = db_path(data_dir)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # Open (and create the tables) now, so a bad data_dir fails at start-up, not later.
         self._con = _connect(self.path)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -178,11 +220,14 @@ class QueryLog:
         self._thread = threading.Thread(target=self._run, name="rag-querylog", daemon=True)
         self._thread.start()
 
-    def record(self, rec: QueryRecord) -> None:
-        """Queue a query record; returns at once."""
+    def record(self, rec: QueryRecord, client: str | None = None) -> bool:
+        """Queue a record of ``client`` (None: uncapped); False when it is over its cap."""
         if self._closed:
             raise RuntimeError("query log is closed")
+        if client is not None and self._cap is not None and not self._cap.admit(client):
+            return False
         self._queue.put(rec)
+        return True
 
     def feedback(self, query_id: str, rating: str, comment: str | None = None) -> Future[None]:
         """Queue feedback; the future fails with QueryNotFound if the query was never logged."""
@@ -205,7 +250,11 @@ class QueryLog:
     def _run(self) -> None:
         stop = False
         while not stop:
-            batch = [self._queue.get()]
+            try:
+                # Woken for retention too: rows age while the server is idle.
+                batch = [self._queue.get(timeout=self._until_prune())]
+            except queue.Empty:
+                batch = []
             # Drain what else is waiting so a burst costs one transaction, not one per record.
             while True:
                 try:
@@ -215,17 +264,24 @@ class QueryLog:
             if _STOP in batch:
                 stop = True
                 batch = [item for item in batch if item is not _STOP]
-            self._write(batch)
+            if batch:
+                self._write(batch)
             self._since_prune += len(batch)
             if stop or self._prune_due():
                 self._prune()
+
+    def _until_prune(self) -> float | None:
+        """Seconds until retention is due by time (None: no retention, wait for records)."""
+        if not (self.max_age_days or self.max_rows):
+            return None
+        return max(0.0, self.prune_every_s - (time.monotonic() - self._pruned_at))
 
     def _prune_due(self) -> bool:
         if not (self.max_age_days or self.max_rows):
             return False
         if self.max_rows and self._since_prune >= max(1, self.max_rows // 10):
             return True
-        return time.monotonic() - self._pruned_at >= PRUNE_EVERY_S
+        return time.monotonic() - self._pruned_at >= self.prune_every_s
 
     def _prune(self) -> None:
         """Delete queries past their age or beyond the newest ``max_rows``, and their feedback."""

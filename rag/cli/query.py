@@ -61,8 +61,7 @@ def search_command(query: str, k: int | None, mode: str, as_json: bool, **option
         return 0
     out = terminal.console()
     out.print(
-        f'{len(result.hits)} passages for "{reply.query}" '
-        f"({result.mode}, {reply.took_ms:.0f} ms)",
+        f'{len(result.hits)} passages for "{reply.query}" ({result.mode}, {reply.took_ms:.0f} ms)',
         style="bold",
         soft_wrap=True,
         markup=False,

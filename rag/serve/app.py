@@ -35,6 +35,7 @@ from rag.analytics.querylog import QueryLog
 from rag.config import Settings
 from rag.runtime import configure_process
 from rag.search.retriever import Retriever
+from rag.serve.admin_auth import AdminAuth
 from rag.serve.apidocs import router as apidocs_router
 from rag.serve.errors import add_error_handlers, error_response
 from rag.serve.limits import RateLimit
@@ -100,9 +101,13 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
             settings.data_dir,
             max_age_days=settings.log_max_age_days,
             max_rows=settings.log_max_rows,
+            max_rows_per_client_hour=settings.log_max_rows_per_client_hour,
         )
         svc = Services(settings, querylog)
         app.state.services = svc
+        # Admin sessions and failed sign-ins; /admin is off (404) without a token.
+        admin_auth = AdminAuth(settings) if settings.admin_token else None
+        app.state.admin_auth = admin_auth
         stop = anyio.Event()
         loader = None
         if retriever is not None:
@@ -121,6 +126,8 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
             await svc.close()
             # Blocks until every queued record is written.
             await anyio.to_thread.run_sync(svc.querylog.close)
+            if admin_auth is not None:
+                admin_auth.close()
 
     app = FastAPI(
         title="career-rag",

@@ -13,18 +13,24 @@ the app being served, so its routes are not mounted: the endpoint is).
 
 The app's middleware sees /mcp as any other path: the Host check, the rate limit on POSTs, the
 body guard (MCP posts JSON) and CORS. The SDK checks Host and Origin again, against the same
-names (``transport_security``).
+names (``transport_security``); an Origin it would refuse is refused here first, in the API's
+JSON error shape. The SDK's other HTTP refusals are plain text or JSON-RPC errors whose message
+may quote pydantic's (its types, the rejected input, a URL): ``public_errors`` turns the first
+into the API's JSON shape and rewrites the second's message, so a client reads no internals.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.responses import JSONResponse
 
 from rag.config import Settings
 from rag.serve.errors import error_response
@@ -112,8 +118,20 @@ class McpEndpoint:
         finally:
             self.corpus.services = None
 
+    def origin_refused(self, scope: Any) -> str | None:
+        """The Origin header when the SDK's DNS-rebinding check would refuse it, else None."""
+        if not self.security.enable_dns_rebinding_protection:
+            return None
+        origin = next((v for k, v in scope["headers"] if k == b"origin"), b"").decode("latin-1")
+        return origin if origin and origin not in self.security.allowed_origins else None
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         manager = self._manager
+        origin = self.origin_refused(scope)
+        if origin is not None:
+            detail = f"origin {origin[:200]!r} may not call /mcp: it is not in RAG_CORS_ORIGINS"
+            await error_response(403, detail, kind="forbidden_origin")(scope, receive, send)
+            return
         if scope["method"] == "GET":
             # The SDK's stateless transport would hold the stream open, empty, until the
             # client left.
@@ -129,4 +147,63 @@ class McpEndpoint:
             )
             await starting(scope, receive, send)
             return
-        await manager.handle_request(scope, receive, send)
+        await manager.handle_request(scope, receive, public_errors(scope, receive, send))
+
+
+# JSON-RPC errors the SDK words with pydantic's own report (types, input, a URL) when a body is
+# not a JSON-RPC message; said plainly instead.
+_INVALID_MESSAGE = (
+    "Invalid Request: the body is not a JSON-RPC 2.0 request, notification or response"
+)
+
+
+def public_errors(scope: Any, receive: Any, send: Any) -> Any:
+    """``send`` for the SDK: its 4xx/5xx answers reach the client with no library internals.
+
+    A JSON-RPC error keeps its code and id, with a plain message when the SDK's quotes pydantic;
+    any other refusal (plain text, or no body) becomes the API's JSON error shape, keeping its
+    status and headers (Allow...). Successful answers pass as they are.
+    """
+    held: dict[str, Any] = {}
+    body = bytearray()
+
+    async def guarded(message: Any) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            held["start"] = message
+            return
+        if "start" not in held:
+            await send(message)
+            return
+        body.extend(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        await _rewritten(held["start"], bytes(body))(scope, receive, send)
+
+    return guarded
+
+
+def _rewritten(start: Any, body: bytes) -> Any:
+    status = start["status"]
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", [])}
+    headers = {
+        k: v for k, v in headers.items() if k.lower() not in ("content-length", "content-type")
+    }
+    try:
+        message = json.loads(body)
+    except ValueError:
+        message = None
+    if isinstance(message, dict) and isinstance(message.get("error"), dict):
+        error = message["error"]
+        text = str(error.get("message", ""))
+        if "validation error" in text.lower() or "pydantic" in text:
+            # -32600 is JSON-RPC's code for a body that is no request (the SDK says -32602).
+            error = {**error, "code": -32600, "message": _INVALID_MESSAGE}
+            error.pop("data", None)
+        return JSONResponse({**message, "error": error}, status, headers)
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    text = body.decode("utf-8", "replace").strip() or phrase
+    kind = phrase.lower().replace(" ", "_")
+    return error_response(status, f"/mcp: {text[:300]}", kind=kind, headers=headers)

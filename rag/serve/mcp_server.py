@@ -5,6 +5,9 @@ the HTTP API (rag.serve.mcp_http). The tools read the index through a ``Corpus``
 the API serves, taken for each call and given back after it, or the index loaded once for
 stdio. Domain errors become tool errors (``isError`` with a readable message, the session goes
 on); tool descriptions name the documents served, so an agent knows when to call them.
+Arguments are typed as strictly as the HTTP API's (no "5" or true for ``k``), and arguments
+that fail validation are a tool error naming each field and its problem, without pydantic's
+report (its model names, the input, a URL).
 
 Built with the official MCP SDK's ``MCPServer``. This module has no ``from __future__ import
 annotations``: the tools' parameter types carry the configured limits (``max_k``, the query
@@ -18,9 +21,9 @@ from typing import Annotated, Any, Protocol
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import Tool, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 
 from rag import __version__
 from rag.config import Settings
@@ -30,12 +33,28 @@ from rag.search.qa import Pipeline
 from rag.search.question import Question
 from rag.search.types import Filters, Hit
 from rag.serve.errors import public_message
-from rag.serve.schemas import SearchHit
+from rag.serve.schemas import SearchHit, encodable, whole_number
 
 # The most characters read_document returns in one call; a longer slice is cut and says so.
 MAX_READ_CHARS = 20_000
 # Titles named in the tool descriptions; the rest are counted.
 TITLES_SHOWN = 8
+
+
+# The HTTP API's types (rag.serve.schemas.Text, WholeNumber), spelt so that the bounds sit in
+# the same Field as strict=True: behind a validator of their own they would reach the schema as
+# "ge"/"le" and be reported as a list's "items". JSON Schema's integer: 5.0 is 5, and "5", true
+# and 5.5 are refused; a string is a string, with no lone surrogate.
+def _text(**bounds: int) -> Any:
+    return Annotated[str, Field(strict=True, **bounds), AfterValidator(encodable)]
+
+
+def _whole(**bounds: int) -> Any:
+    return Annotated[int, Field(strict=True, **bounds), BeforeValidator(whole_number)]
+
+
+# The longest document id a tool takes, as /documents/{doc_id} (ids are slugs of 80 or so).
+MAX_DOC_ID = 512
 INSTRUCTIONS = (
     "Retrieval over a fixed set of career documents (role guides, handbooks, job ladders). "
     "Answers are extractive: every sentence is quoted from a document and cited. Use ask for "
@@ -189,6 +208,27 @@ class CorpusServer(MCPServer):
             for t in await super().list_tools()
         ]
 
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        """The SDK's call; arguments that fail validation are told as ``field: problem``."""
+        # The SDK's message is pydantic's report: its model names, the input, a URL.
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            raise ToolError(invalid_arguments(name, cause)) from cause
+
+
+def invalid_arguments(tool: str, exc: ValidationError) -> str:
+    """``Error executing tool search: k: Input should be a valid integer`` (every problem)."""
+    problems = [
+        f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+    # The SDK's prefix, as every other tool error has it.
+    return f"Error executing tool {tool}: " + "; ".join(problems)
+
 
 # --------------------------------------------------------------------------- the server
 
@@ -197,29 +237,25 @@ def build_server(corpus: Corpus, settings: Settings) -> CorpusServer:
     """The MCP server over ``corpus``, its limits from ``settings``."""
     # Parameter types carrying the configured limits, read by the SDK for the input schemas.
     Query = Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=settings.max_query_chars,
-            description="The question or keywords, in plain words.",
-        ),
+        _text(min_length=1, max_length=settings.max_query_chars),
+        Field(description="The question or keywords, in plain words."),
     ]
-    K = Annotated[int, Field(ge=1, le=settings.max_k, description="How many passages.")]
+    K = Annotated[_whole(ge=1, le=settings.max_k), Field(description="How many passages.")]
     DocId = Annotated[
-        Annotated[str, Field(min_length=1)] | None,
+        _text(min_length=1, max_length=MAX_DOC_ID) | None,
         Field(description="Only passages of this document (an id from list_documents)."),
     ]
     Tags = Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=100)]] | None,
+        list[_text(min_length=1, max_length=100)] | None,
         Field(max_length=20, description="Only documents tagged with one of these."),
     ]
     Prefix = Annotated[
-        str | None,
-        Field(max_length=500, description="Only documents whose source path starts with this."),
+        _text(max_length=500) | None,
+        Field(description="Only documents whose source path starts with this."),
     ]
     Offset = Annotated[
-        int | None,
-        Field(ge=0, description="A character offset, as citations give them."),
+        _whole(ge=0) | None,
+        Field(description="A character offset, as citations give them."),
     ]
 
     server = _quietly(
@@ -282,7 +318,10 @@ def build_server(corpus: Corpus, settings: Settings) -> CorpusServer:
 
     @server.tool(description=texts["read_document"], annotations=READ_ONLY)
     async def read_document(
-        doc_id: Annotated[str, Field(min_length=1, description="An id from list_documents.")],
+        doc_id: Annotated[
+            _text(min_length=1, max_length=MAX_DOC_ID),
+            Field(description="An id from list_documents."),
+        ],
         start: Offset = None,
         end: Offset = None,
     ) -> DocumentText:

@@ -8,7 +8,6 @@ OpenAI's shapes, with this server's structured answer in extra fields OpenAI's c
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag
@@ -20,11 +19,23 @@ from rag.serve.schemas import NOT_BLANK, ChatMessage, SearchHit, Text
 SOURCES_HEADING = "Sources:"
 NEAREST_HEADING = "Nearest passages (they may not answer it):"
 NOTE_PREFIX = "Note: "
-_APPENDIX_RE = re.compile(
-    rf"\n\n(?:{re.escape(NOTE_PREFIX)}.*?\n\n)?"
-    rf"(?:{re.escape(SOURCES_HEADING)}|{re.escape(NEAREST_HEADING)})\n.*\Z",
-    re.S,
-)
+_HEADINGS = tuple(f"\n\n{heading}\n" for heading in (SOURCES_HEADING, NEAREST_HEADING))
+_NOTE = "\n\n" + NOTE_PREFIX
+
+
+def strip_appendix(text: str) -> str:
+    """An answer of this API without the note and source list it ends with.
+
+    Everything from the first heading on goes, and from a note before it. Two ``str.find``
+    scans keep this linear: the lazy regex it replaces (a note, then ``.*?`` up to a heading)
+    restarted at every "Note: " and was quadratic in an assistant turn made of them.
+    """
+    found = [at for at in (text.find(heading) for heading in _HEADINGS) if at >= 0]
+    if not found:
+        return text
+    end = min(found)
+    note = text.find(_NOTE, 0, end)
+    return text[: note if note >= 0 else end]
 
 
 class _Lenient(BaseModel):
@@ -108,7 +119,7 @@ class CompletionMessage(_Lenient):
         if self.role in ("system", "developer"):
             return ChatMessage(role="assistant", content="")
         if self.role == "assistant":
-            return ChatMessage(role="assistant", content=_APPENDIX_RE.sub("", self.text))
+            return ChatMessage(role="assistant", content=strip_appendix(self.text))
         return ChatMessage(role="user", content=self.text)
 
 
@@ -153,6 +164,10 @@ class ChatCompletionRequest(_Lenient):
     def turns(self) -> list[ChatMessage]:
         """The conversation as /chat's turns, one per message."""
         return [m.turn() for m in self.messages]
+
+    def digest(self) -> tuple[list[ChatMessage], int]:
+        """The turns and the usage's prompt word count: work that grows with the body."""
+        return self.turns(), sum(len(m.text.split()) for m in self.messages)
 
 
 def document_limits(components: dict[str, Any], max_query_chars: int) -> None:

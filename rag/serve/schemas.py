@@ -18,7 +18,8 @@ from rag.search.question import Question
 from rag.search.types import Filters
 
 
-def _encodable(text: str) -> str:
+def encodable(text: str) -> str:
+    """The text, if UTF-8 can encode it."""
     # JSON may carry lone surrogates ("\ud800"); they cannot be encoded, logged or answered.
     try:
         text.encode("utf-8")
@@ -27,10 +28,11 @@ def _encodable(text: str) -> str:
     return text
 
 
-Text = Annotated[str, Field(strict=True), AfterValidator(_encodable)]
+Text = Annotated[str, Field(strict=True), AfterValidator(encodable)]
 
 
-def _whole(value: object) -> object:
+def whole_number(value: object) -> object:
+    """5.0 as 5; anything else as it is, for a strict integer to accept or refuse."""
     # JSON Schema's "integer" is a number with no fractional part, so 5.0 is one: take it as 5.
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -38,7 +40,7 @@ def _whole(value: object) -> object:
 
 
 # An integer as JSON Schema means it: 5 or 5.0, never 5.5, "5" or true.
-WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
+WholeNumber = Annotated[StrictInt, BeforeValidator(whole_number)]
 
 
 # The served schema carries the configured default and maximum (see rag.serve.app); the query

@@ -179,6 +179,8 @@ class Session:
 
     svc: Services
     snapshot: Snapshot
+    # The client's address, for the query log's per-client cap (None: not capped).
+    client: str | None = None
 
     @property
     def settings(self) -> Settings:
@@ -211,7 +213,7 @@ class Session:
             offload=partial(anyio.to_thread.run_sync, limiter=self.svc.search_slots),
             # A function of the log and the manifest, not a method: a bound method would make
             # a cycle through this session that kept a replaced index open until the next GC.
-            log=partial(log_reply, self.svc.querylog, self.snapshot.manifest),
+            log=partial(log_reply, self.svc.querylog, self.snapshot.manifest, self.client),
         )
 
     def results(self, hits: Sequence[Hit], base_url: str | None = None) -> list[dict[str, Any]]:
@@ -219,8 +221,9 @@ class Session:
         return hits_json(list(hits), self.svc.base_url if base_url is None else base_url)
 
 
-def log_reply(querylog: QueryLog, manifest: Manifest, reply: Reply) -> None:
-    """Queue a reply's query-log record (``answered`` None: no answer was built)."""
+def log_reply(querylog: QueryLog, manifest: Manifest, client: str | None, reply: Reply) -> None:
+    """Queue a reply's query-log record (``answered`` None: no answer was built), counted
+    against ``client``'s share of the log."""
     querylog.record(
         QueryRecord(
             query_id=reply.query_id,
@@ -232,7 +235,8 @@ def log_reply(querylog: QueryLog, manifest: Manifest, reply: Reply) -> None:
             index_built_at=manifest.built_at,
             model=manifest.model,
             answered=reply.answer.answered if reply.answer is not None else None,
-        )
+        ),
+        client=client,
     )
 
 
@@ -257,7 +261,7 @@ async def current_session(request: Request) -> AsyncIterator[Session | None]:
         yield None
         return
     try:
-        yield Session(svc, snapshot)
+        yield Session(svc, snapshot, request.client.host if request.client else None)
     finally:
         svc.release(snapshot)
 

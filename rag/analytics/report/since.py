@@ -18,7 +18,12 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
     match = _DURATION.fullmatch(text)
     if match:
         amount, unit = int(match.group(1)), _UNITS[match.group(2)]
-        return (now or datetime.now(UTC)) - timedelta(**{unit: amount})
+        try:
+            return (now or datetime.now(UTC)) - timedelta(**{unit: amount})
+        except OverflowError:  # 999999w: before the year 1, which a datetime cannot hold
+            raise BadQuery(
+                f"{value.strip()!r} goes back before the year 1", field="since"
+            ) from None
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:

@@ -3,9 +3,11 @@
 Off, every /admin path answers 404, as any path that does not exist. On, the report and its
 exports take the token as ``Authorization: Bearer TOKEN`` (scripts) or as the cookie the sign-in
 form at /admin/login sets (browsers): HttpOnly, SameSite=Strict, path /admin, Secure over HTTPS,
-holding an HMAC of the token rather than the token. The form is posted, never put in a URL, so
-the token stays out of access logs and browser history. A wrong or missing token gets 401 in the
-API's JSON error shape; tokens are compared with ``hmac.compare_digest``.
+holding a session checked on the server (rag.serve.admin_auth), never the token. The form is
+posted, never put in a URL, so the token stays out of access logs and browser history. A wrong
+or missing token gets 401 in the API's JSON error shape; tokens are compared with
+``hmac.compare_digest``. Each wrong token, session or sign-in counts against the client's budget
+of failures; past it every /admin request of the client gets 429.
 
 The log is read (and the page rendered) in a worker thread: a large log must not hold up the
 event loop. The page has no script, and its CSP allows only its own inline stylesheet, by hash.
@@ -13,7 +15,6 @@ event loop. The page has no script, and its CSP allows only its own inline style
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from functools import partial
 from typing import Annotated, Any
@@ -25,13 +26,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from rag.analytics.report import build_report, parse_since, render_html, render_login, to_csv
 from rag.analytics.report.html import STYLE_HASH
+from rag.serve.admin_auth import SESSION_TTL_S, AdminAuth
 from rag.serve.services import Services, Svc
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 LOGIN_PATH = "/admin/login"
 COOKIE = "rag_admin"
-COOKIE_MAX_AGE = 8 * 3600  # a browser signs in again after a working day
+COOKIE_MAX_AGE = SESSION_TTL_S  # the browser forgets it when the server does
+# The sign-in form has one field; a body of many more is no form of ours.
+MAX_FORM_FIELDS = 10
 ADMIN_CSP = (
     f"default-src 'none'; style-src {STYLE_HASH}; img-src data:; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
@@ -53,20 +57,38 @@ def _enabled(svc: Services) -> str:
     return token
 
 
-def session_value(token: str) -> str:
-    """What the sign-in cookie holds: an HMAC of the token, so the cookie never is the token."""
-    return hmac.new(token.encode(), b"career-rag admin session", hashlib.sha256).hexdigest()
+def _auth(request: Request) -> AdminAuth:
+    auth: AdminAuth | None = getattr(request.app.state, "admin_auth", None)
+    if auth is None:  # the lifespan has not started
+        raise HTTPException(503, detail="the server is starting", headers={"Retry-After": "5"})
+    return auth
 
 
-def authorised(request: Request, token: str) -> bool:
-    """Whether the request carries the token (Bearer header) or the sign-in cookie."""
+def _client(request: Request) -> str:
+    # ProxyHeadersMiddleware has set it from X-Forwarded-For when the peer is a trusted proxy.
+    return request.client.host if request.client else "unknown"
+
+
+async def _within_budget(auth: AdminAuth, client: str) -> None:
+    """429 once ``client`` has used up its failed authentications, whatever it sends now."""
+    retry = await auth.failures.retry_after(client)
+    if retry is not None:
+        detail = (
+            f"too many failed admin authentications from this client (at most "
+            f"{auth.failures.rate}): try again in {retry} s"
+        )
+        raise HTTPException(429, detail=detail, headers={**HEADERS, "Retry-After": str(retry)})
+
+
+async def authorised(request: Request, token: str, auth: AdminAuth) -> bool | None:
+    """Whether the Bearer token or session cookie is good; None when neither is sent."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given.strip():
         return hmac.compare_digest(given.strip().encode(), token.encode())
     cookie = request.cookies.get(COOKIE)
     if cookie:
-        return hmac.compare_digest(cookie.encode(), session_value(token).encode())
-    return False
+        return await anyio.to_thread.run_sync(auth.sessions.valid, cookie)
+    return None
 
 
 def _unauthorised(detail: str) -> HTTPException:
@@ -74,10 +96,15 @@ def _unauthorised(detail: str) -> HTTPException:
     return HTTPException(401, detail=detail, headers=headers)
 
 
-def admin(request: Request, svc: Svc) -> Services:
-    """The shared services for a request that carries the admin token; 404 when /admin is off."""
+async def admin(request: Request, svc: Svc) -> Services:
+    """The services for a request with the admin token; 404 when off, 429 past the budget."""
     token = _enabled(svc)
-    if not authorised(request, token):
+    auth, client = _auth(request), _client(request)
+    await _within_budget(auth, client)
+    verdict = await authorised(request, token, auth)
+    if not verdict:
+        if verdict is False:
+            await auth.failures.failed(client)
         raise _unauthorised(
             "the admin token is missing or wrong: send Authorization: Bearer TOKEN, "
             "or sign in at /admin/login"
@@ -136,16 +163,25 @@ def login_page(svc: Svc) -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request, svc: Svc) -> Response:
-    """Check the posted token; set the session cookie and go to the report, or 401."""
+    """Check the posted token; set the session cookie and go to the report, 401 or 429."""
     token = _enabled(svc)
-    form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+    auth, client = _auth(request), _client(request)
+    await _within_budget(auth, client)
+    body = (await request.body()).decode("utf-8", "replace")
+    try:
+        form = parse_qs(body, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more fields than that: no form of ours
+        raise HTTPException(
+            400, detail=f"the sign-in form has more than {MAX_FORM_FIELDS} fields: post token"
+        ) from None
     given = (form.get("token") or [""])[0].strip()
     if not given or not hmac.compare_digest(given.encode(), token.encode()):
+        await auth.failures.failed(client)
         raise _unauthorised("wrong admin token")
     response = RedirectResponse("/admin", status_code=303, headers=HEADERS)
     response.set_cookie(
         COOKIE,
-        session_value(token),
+        await anyio.to_thread.run_sync(auth.sessions.issue),
         max_age=COOKIE_MAX_AGE,
         path="/admin",
         httponly=True,
@@ -156,9 +192,12 @@ async def login(request: Request, svc: Svc) -> Response:
 
 
 @router.post("/logout")
-def logout(svc: Svc) -> Response:
-    """Forget the session cookie and go back to the sign-in form."""
+async def logout(request: Request, svc: Svc) -> Response:
+    """End the session (the cookie no longer works anywhere) and go back to the sign-in form."""
     _enabled(svc)
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        await anyio.to_thread.run_sync(_auth(request).sessions.revoke, cookie)
     response = RedirectResponse(LOGIN_PATH, status_code=303, headers=HEADERS)
     response.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="strict")
     return response

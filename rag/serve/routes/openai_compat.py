@@ -1,4 +1,4 @@
-"""Routes: the OpenAI-compatible API, ``GET /v1/models`` and ``POST /v1/chat/completions``.
+"""Routes: the OpenAI-compatible API, ``GET /v1/models[/{id}]`` and ``POST /v1/chat/completions``.
 
 OpenAI's clients and chat front-ends (Open WebUI and the like) use this server as any
 OpenAI-compatible provider at the base URL ``http://HOST:PORT/v1``. The index is listed as the
@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from rag.search.answer import Answer
 from rag.search.qa import Reply
 from rag.search.question import Question
+from rag.serve.errors import error_response
 from rag.serve.openai_schemas import (
     NEAREST_HEADING,
     NOTE_PREFIX,
@@ -48,7 +50,9 @@ from rag.serve.openai_schemas import (
     SOURCES_HEADING,
     ChatCompletion,
     ChatCompletionRequest,
+    ModelCard,
     ModelList,
+    OpenAIErrorResponse,
 )
 from rag.serve.services import Ready, Session
 
@@ -92,6 +96,22 @@ async def models(svc: Ready) -> dict[str, Any]:
     return {"object": "list", "data": [model_card(svc)]}
 
 
+@router.get(
+    "/models/{model:path}",
+    response_model=ModelCard,
+    responses={404: {"model": OpenAIErrorResponse, "description": "No such model"}},
+)
+async def model(model: str, svc: Ready) -> Any:
+    """The one model, by its id (``openai`` client's ``models.retrieve``); another id is 404."""
+    if model != svc.settings.openai_model:
+        detail = (
+            f"The model '{model}' does not exist: this server has one, "
+            f"'{svc.settings.openai_model}'"
+        )
+        return error_response(404, detail, "model", kind="model_not_found")
+    return model_card(svc)
+
+
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
@@ -105,8 +125,9 @@ async def models(svc: Ready) -> dict[str, Any]:
 )
 async def chat_completions(body: ChatCompletionRequest, svc: Ready, request: Request) -> Any:
     """Answer the latest user message of a conversation, as OpenAI's chat completions do."""
-    question = Question.conversation(body.turns())
-    words = sum(len(m.text.split()) for m in body.messages)
+    # Stripping earlier answers and counting words grow with the body: not on the event loop.
+    turns, words = await anyio.to_thread.run_sync(body.digest)
+    question = Question.conversation(turns)
     base_url = _base_url(svc, request)
     if body.stream:
         reply = await svc.pipeline.retrieve(question, "openai")
