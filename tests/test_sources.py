@@ -10,13 +10,22 @@ import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
+from fastapi.testclient import TestClient
 from filelock import FileLock
 
+from rag.config import Settings
 from rag.errors import BadSourceConfig
+from rag.index import build_index, load_index
 from rag.index.lock import lock_path
 from rag.ingest.loader import parse_file
+from rag.ingest.urls import STATE_FILE, file_urls
+from rag.present import hits_json
+from rag.present import page_url as source_page
+from rag.search import Retriever
+from rag.serve.app import create_app
 from rag.sources import (
     DEFAULT_USER_AGENT,
     FolderSource,
@@ -27,7 +36,7 @@ from rag.sources import (
     parse_sources,
     sync,
 )
-from tests.conftest import ROOT
+from tests.conftest import ROOT, FakeEmbedder
 from tests.websites import Site, page, serve_site, sitemap, sitemap_index
 
 FILES = ROOT / "tests" / "data" / "files"
@@ -417,3 +426,79 @@ def test_bad_source_config_is_refused_clearly(raw: dict[str, object], message: s
     with pytest.raises(BadSourceConfig) as caught:
         parse_sources([raw])
     assert str(caught.value) == message
+
+
+def test_indexed_pages_keep_their_url_and_citations_link_to_them(
+    site: Site, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    corpus = tmp_path / "corpus"
+    site.write("/guides/files/guide.pdf", (FILES / "guide.pdf").read_bytes())
+    site.write("/guides/engineer.html", page("Engineer", [*NAV, "/guides/files/guide.pdf"]))
+    sync(web(site, "/guides/engineer.html"), corpus / "careers")
+    (corpus / "notes.md").write_text("# Notes\n\nA local note about engineers and designers.\n")
+    build_index(corpus, tmp_path / "index", fake_embedder)
+    index = load_index(tmp_path / "index")
+    urls = {d.source: d.meta.get("url") for d in index.documents()}
+    assert urls["notes.md"] is None
+    by_url = {u: s for s, u in urls.items() if u}
+    assert set(by_url) == {site.url(p) for p in [*NAV, "/guides/files/guide.pdf"]}
+    assert by_url[site.url("/guides/engineer.html")].startswith("careers/guides-engineer-")
+
+    retriever = Retriever(index, fake_embedder)
+    hits = retriever.search("owns the quality of their projects engineer", k=20).hits
+    cited = [
+        (hit.chunk.text, result["citation"])
+        for hit, result in zip(hits, hits_json(hits), strict=True)
+    ]
+    text, engineer = next((t, c) for t, c in cited if c["title"] == "Engineer")
+    link, _, fragment = engineer["source_url"].partition("#:~:text=")
+    assert link == site.url("/guides/engineer.html") and engineer["url"].startswith("/view/")
+    # The fragment is the passage's first words, as the page shows them.
+    assert fragment and " ".join(text.split()).startswith(unquote(fragment))
+    assert next(c for _, c in cited if c["source"] == "notes.md")["source_url"] is None
+    pdf = [c for _, c in cited if c["source"].endswith(".pdf")]
+    assert pdf and all(c["source_url"] == f"{site.url('/guides/files/guide.pdf')}#page={c['page']}"
+                       for c in pdf)  # fmt: skip
+    # The HTTP API's citations carry it too (its response model names the field).
+    settings = Settings(index_dir=tmp_path / "index", corpus_dir=corpus, data_dir=tmp_path / "data",
+                        allowed_hosts=["testserver"], rate_limit="off")  # fmt: skip
+    with TestClient(create_app(settings, retriever)) as client:
+        answer = client.post("/search", json={"query": "owns the quality engineer", "k": 20})
+    assert answer.status_code == 200
+    links = {r["citation"]["source"]: r["citation"]["source_url"] for r in answer.json()["results"]}
+    assert links[by_url[site.url("/guides/engineer.html")]].startswith(
+        site.url("/guides/engineer.html") + "#:~:text="
+    )
+    assert links["notes.md"] is None
+
+
+@pytest.mark.parametrize(
+    ("passage", "kind", "fragment"),
+    [
+        ("Build ETL pipelines, with Spark & co-workers.", None,
+         "#:~:text=Build%20ETL%20pipelines%2C%20with%20Spark%20%26%20co%2Dworkers."),
+        ("• Über-café hours: 9–5\nsecond line", None,
+         "#:~:text=%C3%9Cber%2Dcaf%C3%A9%20hours%3A%209%E2%80%935"),
+        ("one two three four five six seven eight nine ten", None,
+         "#:~:text=one%20two%20three%20four%20five%20six%20seven%20eight"),
+        ("Senior (L3), Scope: Owns pipelines.", "row", ""),
+    ],
+)  # fmt: skip
+def test_source_url_carries_a_text_fragment(passage: str, kind: str | None, fragment: str) -> None:
+    assert source_page("https://x.example/a#top", passage, kind) == f"https://x.example/a{fragment}"
+    assert source_page(None, passage, kind) is None
+
+
+def test_the_loader_ignores_a_damaged_or_hidden_state_file(tmp_path: Path) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "a.html").write_text(page("Alpha"))
+    (tmp_path / "web" / STATE_FILE).write_text("{not json")
+    (tmp_path / ".tmp" / "x").mkdir(parents=True)
+    (tmp_path / ".tmp" / "x" / STATE_FILE).write_text(
+        json.dumps({"files": {"a.html": {"url": "http://x.example/a"}}})
+    )
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / STATE_FILE).write_text(json.dumps({"files": {
+        "b.html": {"url": "http://x.example/b-old", "canonical_url": "http://x.example/b"},
+        "c.html": {"url": None}, "d.html": "nonsense"}}))  # fmt: skip
+    assert file_urls(tmp_path) == {"ok/b.html": "http://x.example/b"}
