@@ -208,6 +208,42 @@ def test_a_changed_page_is_fetched_again(site: Site, mirror: Path) -> None:
     assert "Designers now own research." in mirrored(mirror)[site.url("/guides/designer.html")]
 
 
+def test_a_page_changed_only_outside_its_main_content_is_unchanged(
+    site: Site, mirror: Path
+) -> None:
+    sync(web(site, "/sitemap.xml"), mirror)
+    name = next(n for n, e in State.read(mirror).files.items() if "designer" in e.url)
+    inode = (mirror / name).stat().st_ino
+    site.write("/guides/designer.html", page("Designer", [*NAV, "/guides/new-in-the-menu.html"]))
+    report = sync(web(site, "/sitemap.xml"), mirror)
+    assert counts(report) == {"fetched": 1, "unchanged": 3, "added": 0, "changed": 0,
+                              "removed": 0}  # fmt: skip
+    assert (mirror / name).stat().st_ino == inode  # the file was not rewritten
+
+
+def test_noindex_pages_are_not_kept_and_nofollow_links_not_followed(
+    site: Site, mirror: Path
+) -> None:
+    hidden = page("Hidden", ["/guides/only-from-hidden.html"]).replace(
+        "<head>", '<head><meta name="robots" content="noindex">'
+    )
+    site.write("/guides/hidden.html", hidden)
+    site.write("/guides/only-from-hidden.html", page("Reached"))
+    closed = page("Closed", ["/guides/not-followed.html"]).replace(
+        "<head>", '<head><meta name="robots" content="nofollow">'
+    )
+    site.write("/guides/closed.html", closed)
+    site.write("/guides/not-followed.html", page("Not followed"))
+    site.write("/guides/index.html", page("Guides", ["/guides/hidden.html", "/guides/closed.html"]))
+    report = sync(web(site, "/guides/index.html"), mirror)
+    assert report.skipped == {
+        site.url("/guides/hidden.html"): "the page asks not to be indexed (noindex)"
+    }
+    assert sorted(mirrored(mirror)) == sorted(site.url(p) for p in [
+        "/guides/index.html", "/guides/closed.html", "/guides/only-from-hidden.html"])  # fmt: skip
+    assert "/guides/not-followed.html" not in site.paths()
+
+
 def test_pages_that_are_gone_are_removed(site: Site, mirror: Path) -> None:
     extra = ["/guides/intern.html", "/guides/lead.html"]
     for path in extra:

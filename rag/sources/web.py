@@ -307,13 +307,17 @@ class WebSync:
         if old is not None and old[0] not in self.handled:
             old_name, old_entry = old
             self.handled.add(old_name)
-            if old_name == name and old_entry.sha256 == visit.digest:
+            same = old_name == name and old_entry.sha256 == visit.digest
+            if same and (self.mirror_dir / name).is_file():
+                # The same content (a page whose sidebar changed, say): the file stays as it was.
                 self.report.unchanged += 1
                 entry.fetched_at = old_entry.fetched_at
-            else:
-                self.report.changed += 1
-                if old_name != name:
-                    self.replaced.add(old_name)
+                visit.part.unlink()
+                self._keep(name, entry)
+                return visit.links
+            self.report.changed += 1
+            if old_name != name:
+                self.replaced.add(old_name)
         else:
             self.report.added += 1
         os.replace(visit.part, self.staging.path(name))
