@@ -144,6 +144,16 @@ def test_crawl_stays_within_the_start_folder_and_depth(site: Site, mirror: Path)
     )
 
 
+def test_a_start_url_without_a_file_name_crawls_its_section(site: Site, mirror: Path) -> None:
+    site.write("/guides/index.html", page("Guides", ["/guides/engineer.html", "/guides-old.html",
+                                                     "/about.html"]))  # fmt: skip
+    site.write("/guides-old.html", page("Old"))
+    site.write("/about.html", page("About"))
+    report = sync(web(site, "/guides", max_depth=1), mirror)
+    assert report.status == "ok", report
+    assert site.paths() == ["/robots.txt", "/guides", "/guides/engineer.html"]
+
+
 def test_robots_txt_disallowed_paths_are_never_requested(site: Site, mirror: Path) -> None:
     site.write("/guides/private/salaries.html", page("Salaries"))
     site.write("/guides/index.html", page("Guides", [*NAV, "/guides/private/salaries.html"]))

@@ -1,7 +1,9 @@
 """Which URLs a web source may fetch: its own site, under its path prefixes, pages and documents.
 
-A crawl stays on the scheme, host and port it starts from, and under the folder of its start URL
-unless ``include`` names other path prefixes. URLs are compared once normalised: no fragment,
+A crawl stays on the scheme, host and port it starts from, and under its start URL's section
+unless ``include`` names other path prefixes: the folder of a file (``/guides/index.html`` and
+``/sitemap.xml`` give ``/guides/`` and ``/``), else the path itself (``/careers`` gives
+``/careers/``). A prefix ending in ``/`` also admits the path without it (``/careers``). URLs are compared once normalised: no fragment,
 lowercase scheme and host, no default port, an empty path as ``/``.
 """
 
@@ -67,15 +69,21 @@ class Scope:
         if start is None:
             raise ValueError(f"not an http(s) URL: {url}")
         parts = urlsplit(start)
-        folder = parts.path.rsplit("/", 1)[0] + "/"
-        return cls(f"{parts.scheme}://{parts.netloc}", tuple(include) or (folder,))
+        folder, _, last = parts.path.rpartition("/")
+        # A route such as /careers names a section; a file such as /careers/index.html does not.
+        section = f"{folder}/" if "." in last else f"{folder}/{last}/".replace("//", "/")
+        return cls(f"{parts.scheme}://{parts.netloc}", tuple(include) or (section,))
 
     def contains(self, url: str) -> bool:
         """Whether a normalised URL is on this origin and under one of the prefixes."""
         parts = urlsplit(url)
         if f"{parts.scheme}://{parts.netloc}" != self.origin:
             return False
-        return any(parts.path.startswith(prefix) for prefix in self.prefixes)
+        path = parts.path
+        return any(
+            path.startswith(prefix) or (prefix.endswith("/") and path == prefix[:-1])
+            for prefix in self.prefixes
+        )
 
     def robots_url(self) -> str:
         """Where this origin's robots.txt is."""
