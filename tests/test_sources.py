@@ -279,10 +279,10 @@ def test_a_server_error_or_timeout_keeps_the_previous_copy(site: Site, mirror: P
     site.answers["/guides/engineer.html"] = 500
     site.answers["/guides/designer.html"] = "stall"
     site.write("/guides/manager.html", page("Manager", NAV, words="Managers hire."))
-    report = sync(web(site, "/sitemap.xml", timeout_seconds=0.5), mirror)
+    report = sync(web(site, "/sitemap.xml", timeout_seconds=2), mirror)
     assert report.status == "partial"
     assert report.errors == {site.url("/guides/engineer.html"): "HTTP 500",
-                             site.url("/guides/designer.html"): "no answer within 0.5 s"}  # fmt: skip
+                             site.url("/guides/designer.html"): "no answer within 2 s"}  # fmt: skip
     after = mirrored(mirror)
     for path in ("/guides/engineer.html", "/guides/designer.html"):
         assert after[site.url(path)] == before[site.url(path)]
@@ -382,13 +382,12 @@ def test_the_time_cap_stops_the_sync_and_keeps_what_was_not_reached(
 ) -> None:
     sync(web(site, "/sitemap.xml"), mirror)
     before = mirrored(mirror)
-    site.answers["/guides/manager.html"] = "stall"
-    site.write("/guides/engineer.html", page("Engineer", words="Engineers ship."))
-    report = sync(web(site, "/sitemap.xml", max_seconds=1.0), mirror)
+    site.answers["/guides/manager.html"] = "stall"  # answers only when the test ends
+    report = sync(web(site, "/sitemap.xml", max_seconds=2), mirror)
     assert report.stopped == "max_seconds" and report.status == "partial"
-    after = mirrored(mirror)
-    assert "Engineers ship." in after[site.url("/guides/engineer.html")]
-    assert after[site.url("/guides/manager.html")] == before[site.url("/guides/manager.html")]
+    # Pages not reached keep their copy, and nothing counts as gone on an unfinished sync.
+    assert mirrored(mirror) == before
+    assert report.removed == 0
 
 
 @pytest.mark.parametrize("broken", ["robots", "sitemap", "start"])
