@@ -12,6 +12,7 @@ after a failure or the time cap, what was not reached keeps its copy.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from rag.sources.report import SyncReport
 from rag.sources.scope import Scope, followable, is_document_link, normalize, suffix
 from rag.sources.sitemap import MAX_SITEMAP_BYTES, NotASitemap, listed_pages, looks_like_sitemap
 from rag.sources.state import Entry, State, file_name, now, sha256
+
+log = logging.getLogger(__name__)
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -215,8 +218,16 @@ class WebSync:
         visit.ext, visit.doc_url = ext, answer.url
         data: bytes | None = answer.body
         if ext == ".html":
-            page = await asyncio.to_thread(read_page, answer.body, answer.url, self.scope,
-                                           answer.charset)  # fmt: skip
+            try:
+                page = await asyncio.to_thread(read_page, answer.body, answer.url, self.scope,
+                                               answer.charset)  # fmt: skip
+            except Exception as exc:  # a page the extractor chokes on costs that page only
+                log.warning("cannot read %s: %r", answer.url, exc)
+                visit.outcome, visit.reason = (
+                    "error",
+                    f"cannot read the page ({type(exc).__name__})",
+                )
+                return visit
             visit.doc_url, data = page.url, page.document
             visit.links = [] if page.nofollow else page.links
             if page.noindex:
