@@ -406,6 +406,15 @@ def test_a_failed_sync_leaves_the_mirror_as_it_was(site: Site, mirror: Path, bro
     assert not list(mirror.parent.glob(".careers.tmp-*"))
 
 
+def test_a_folder_that_is_not_a_mirror_is_never_replaced(site: Site, mirror: Path) -> None:
+    mirror.mkdir(parents=True)
+    (mirror / "notes.md").write_text("# Someone's notes\n")
+    report = sync(web(site, "/sitemap.xml"), mirror)
+    assert report.status == "failed" and "not a mirror" in (report.error or "")
+    assert [p.name for p in mirror.iterdir()] == ["notes.md"]
+    assert site.paths() == []
+
+
 def test_one_sync_per_mirror_at_a_time(site: Site, mirror: Path) -> None:
     mirror.parent.mkdir(parents=True)
     with FileLock(lock_path(mirror.absolute()), timeout=0):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from rag.ingest.urls import STATE_FILE
 from rag.sources.config import WebSource
 from rag.sources.extract import read_page
 from rag.sources.fetch import Answer, Fetcher, FetchFailed, RedirectRefused
@@ -372,6 +373,13 @@ class WebSync:
         return self.new
 
 
+def _foreign(mirror_dir: Path) -> bool:
+    """Whether ``mirror_dir`` exists with files in it but was never written by a sync."""
+    if not mirror_dir.is_dir() or (mirror_dir / STATE_FILE).exists():
+        return False
+    return any(mirror_dir.iterdir())
+
+
 def _document_type(answer: Answer) -> str | None:
     """The file suffix an answer is kept under: a page, a PDF or a Word file; None otherwise."""
     ctype, body = answer.content_type, answer.body
@@ -392,6 +400,10 @@ async def sync_web(source: WebSource, mirror_dir: Path, report: SyncReport) -> N
     loop = asyncio.get_running_loop()
     deadline = loop.time() + source.max_seconds
     scope = Scope.of(source.url, source.include)
+    if _foreign(mirror_dir):
+        # A sync replaces the whole folder: pointed at a folder of someone's documents by
+        # mistake, it would delete them.
+        raise SyncFailed(f"{mirror_dir} holds files but no {STATE_FILE}: it is not a mirror")
     previous = State.read(mirror_dir)
     async with Fetcher(source, scope) as fetcher:
         try:
