@@ -32,13 +32,10 @@ _MARKER_RE = re.compile(r"^\s*(?:[-*•◦▪]|\d{1,3}[.)])\s+")
 def page_url(
     url: str | None, passage: str, kind: str | None = None, page: int | None = None
 ) -> str | None:
-    """The page a passage comes from, at the passage where browsers support it; None if none.
-
-    Pages get a text fragment (``#:~:text=``) made of the passage's first words, which
-    Chromium, Edge and Safari scroll to and highlight (others just open the page); a PDF gets
-    ``#page=N``. Table rows are rendered by the parser ("column, row: cell"), text no page
-    shows, so they get the page alone.
-    """
+    """The page a passage comes from, at the passage where browsers can; None without a URL."""
+    # A text fragment (#:~:text=) of the passage's first words, which Chromium, Edge and Safari
+    # scroll to and highlight (others open the page); a PDF's page. A table row's text is
+    # composed by the parser ("column, row: cell") and no page shows it: the page alone.
     if not url:
         return None
     base = urldefrag(url).url

@@ -20,13 +20,11 @@ from rag.sources.scope import Scope, normalize
 
 @dataclass
 class Page:
-    """What one HTML page gives: the file to keep (None when it has no main content), the URL
-    it is known by (its canonical URL when that is in scope), its in-scope links, and whether it
-    asks not to be indexed or followed."""
+    """What one HTML page gives: the file to keep, its URL, its links and robots directives."""
 
-    document: bytes | None
+    document: bytes | None  # None when it has no main content
     title: str
-    url: str
+    url: str  # its canonical URL when that is in scope, else the URL fetched
     links: list[str] = field(default_factory=list)
     noindex: bool = False
     nofollow: bool = False

@@ -96,11 +96,9 @@ class Fetcher:
         await self._client.aclose()
 
     async def load_robots(self) -> None:
-        """Read the site's robots.txt and take its delay; FetchFailed if it cannot be had.
-
-        RFC 9309: a 4xx means no rules; a 5xx or no answer means the whole site is disallowed,
-        so the sync stops there rather than crawl what it may not.
-        """
+        """Read the site's robots.txt and take its delay; FetchFailed on a 5xx or no answer."""
+        # RFC 9309: a 4xx means no rules; a 5xx or no answer means the whole site is
+        # disallowed, so the sync stops there rather than crawl what it may not.
         url = self.scope.robots_url()
         answer = await self._request(url, {}, MAX_ROBOTS_BYTES, hops=5, any_redirect=True)
         if answer.status >= 500:
@@ -129,9 +127,8 @@ class Fetcher:
         *,
         scoped: bool = True,
     ) -> Answer:
-        """GET ``url``, following redirects that stay in scope (the origin only when not
-        ``scoped``) and that robots.txt allows; ``validators(url)`` gives each request's
-        conditional headers. Raises RedirectRefused or FetchFailed."""
+        """GET ``url`` with ``validators(url)``, following redirects in scope that robots allows."""
+        # Not ``scoped`` (sitemaps): any path of the origin will do.
         return await self._request(url, validators, max_bytes, hops=MAX_REDIRECTS, scoped=scoped)
 
     async def _request(

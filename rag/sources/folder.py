@@ -16,8 +16,7 @@ from rag.sources.web import SyncFailed
 
 
 def sync_folder(source: FolderSource, state_dir: Path, report: SyncReport) -> None:
-    """Compare the folder with the last sync's record and record it anew; SyncFailed if the
-    folder cannot be read."""
+    """Compare the folder with the last sync's record, and record it anew; SyncFailed if none."""
     folder = Path(source.path)
     if not folder.is_dir():
         raise SyncFailed(f"folder {folder} does not exist")

@@ -1,5 +1,11 @@
 """What one sync of one source did, as JSON for `rag sync --json`, the server's log and an
-admin page."""
+admin page.
+
+``status`` is "failed" when nothing was changed (the previous mirror and state are intact,
+``error`` says why), "partial" when some pages could not be refreshed (``errors``) or the time
+cap stopped the sync, else "ok". Pages kept after an error, or not reached before the time cap,
+keep their previous copy.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +20,7 @@ Status = Literal["ok", "partial", "failed"]
 
 
 class SyncReport(BaseModel):
-    """Counts and per-URL outcomes of one sync.
-
-    ``status`` is "failed" when nothing was changed (the previous mirror and state are intact,
-    ``error`` says why), "partial" when some pages could not be refreshed (``errors``) or the
-    time cap stopped it, else "ok". Pages kept after an error, or not reached before the time
-    cap, keep their previous copy.
-    """
+    """Counts and per-URL outcomes of one sync."""
 
     source: str
     type: Literal["web", "folder"]

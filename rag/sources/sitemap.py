@@ -58,8 +58,7 @@ def gunzip(data: bytes, limit: int = MAX_SITEMAP_BYTES) -> bytes:
 
 
 def looks_like_sitemap(data: bytes, content_type: str = "") -> bool:
-    """Whether a response is a sitemap rather than a page: gzip, XML with a sitemap root, or a
-    plain-text list of URLs."""
+    """Whether an answer is a sitemap: gzip, XML with a sitemap root, or a text list of URLs."""
     if is_gzip(data):
         return True
     head = data[:4096].lstrip().lower()
@@ -106,9 +105,8 @@ def parse_sitemap(data: bytes) -> Sitemap:
 async def listed_pages(
     fetcher: Fetcher, url: str, body: bytes, report: SyncReport
 ) -> tuple[list[str], bool]:
-    """The in-scope pages a sitemap lists, through any sitemap indexes, in order, and whether
-    every sitemap could be read (a failure is in ``report.errors``). Raises NotASitemap when
-    ``body`` itself is none."""
+    """The in-scope pages a sitemap lists through its indexes, and whether all could be read."""
+    # A sitemap that fails is in report.errors; NotASitemap when ``body`` itself is none.
     scope = fetcher.scope
     pages: list[str] = []
     listed: set[str] = set()

@@ -166,8 +166,7 @@ class WebSync:
         return out
 
     async def _visit_all(self, level: list[tuple[str, int]], deadline: float) -> list[Visit]:
-        """Visit a level's URLs (two at a time, by the fetcher), in order; at the deadline the
-        ones not done are cancelled and left out."""
+        """Visit a level's URLs, in order; those not done by the deadline are cancelled."""
         tasks = [asyncio.create_task(self._visit(url, depth)) for url, depth in level]
         self.visits += len(tasks)
         loop = asyncio.get_running_loop()
@@ -395,8 +394,7 @@ def _document_type(answer: Answer) -> str | None:
 
 
 async def sync_web(source: WebSource, mirror_dir: Path, report: SyncReport) -> None:
-    """Sync ``source`` into ``mirror_dir``, filling ``report``; raises SyncFailed (the mirror
-    is then as it was)."""
+    """Sync ``source`` into ``mirror_dir``, filling ``report``; SyncFailed leaves it as it was."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + source.max_seconds
     scope = Scope.of(source.url, source.include)
