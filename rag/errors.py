@@ -65,3 +65,7 @@ class DocumentNotFound(RagError, KeyError):
 
 class BadDocument(RagError):
     """A corpus file that cannot be parsed: corrupt, encrypted, empty or not text."""
+
+
+class BadSourceConfig(RagError, ValueError):
+    """A document source (rag.sources) is configured wrongly: an unknown type, a bad URL..."""

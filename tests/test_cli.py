@@ -27,7 +27,7 @@ DEV_QUESTIONS = (
 FRAUD_QUERY = "what skills does an ML fraud engineer need"
 CITATION_FIELDS = {
     "doc_id", "title", "section", "section_path", "source", "start", "end", "url", "page",
-    "source_start", "source_end",
+    "source_start", "source_end", "source_url",
 }  # fmt: skip
 HEAVY_MODULES = ("torch", "sentence_transformers", "faiss")
 
@@ -557,7 +557,8 @@ def test_search_subprocess_cites_fraud_guide_with_every_field(real_env: Path) ->
         c = r["citation"]
         assert set(c) == CITATION_FIELDS
         # page and the source-file span exist only for PDFs and files with markup.
-        optional = {"section_path", "page", "source_start", "source_end"}
+        # source_url only for pages mirrored from the web (rag.sources).
+        optional = {"section_path", "page", "source_start", "source_end", "source_url"}
         assert all(c[f] not in (None, "") for f in CITATION_FIELDS - optional)
         assert c["section_path"][0] == c["title"]
         # Citations point at the exact characters of the source file.

@@ -181,7 +181,7 @@ def test_every_mode_returns_ranked_hits_with_full_citations(retriever: Retriever
     citation = hit_json(result.hits[0])["citation"]
     assert set(citation) == {
         "doc_id", "title", "section", "section_path", "source", "start", "end", "url", "page",
-        "source_start", "source_end",
+        "source_start", "source_end", "source_url",
     }  # fmt: skip
     assert citation["url"].startswith("/view/data-engineer?start=")
 

@@ -135,6 +135,8 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
             meta = doc.origin_of(start, end)
             if section.kind != "text":
                 meta["kind"] = section.kind
+            if "url" in doc.meta:  # a web page's: each citation links to the page (rag.present)
+                meta["url"] = doc.meta["url"]
             chunk = Chunk(
                 cid, doc.id, doc.title, list(section.path), doc.source, start, end, text, meta
             )

@@ -22,6 +22,7 @@ from rag.ingest.pdf import parse_pdf
 from rag.ingest.plaintext import parse_text
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, profile_for
 from rag.ingest.types import Document, SourceFile
+from rag.ingest.urls import file_urls
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,8 @@ def assemble_corpus(
     sources: list[SourceFile] = []
     seen_ids: set[str] = set()
     seen_bodies: set[str] = set()
+    # Files mirrored from the web (rag.sources) are listed with their page's URL.
+    urls = file_urls(corpus_dir)
     for pf in parsed_files:
         rel = pf.rel
         if pf.error is not None:
@@ -195,6 +198,8 @@ def assemble_corpus(
                 continue
             seen_bodies.add(body)
             doc.id = _unique_id(doc.id, rel, seen_ids)
+            if rel in urls:
+                doc.meta["url"] = urls[rel]
             docs.append(doc)
     if not docs:
         names = ", ".join(SUFFIXES)

@@ -201,6 +201,11 @@ class Citation(BaseModel):
         None, description="Where the passage starts in the source file itself (markdown)."
     )
     source_end: int | None = Field(None, description="Where it ends in the source file.")
+    source_url: str | None = Field(
+        None,
+        description="The web page the passage comes from (a document mirrored by a web source), "
+        "with a text fragment that scrolls to the passage, or #page=N for a PDF; null otherwise.",
+    )
 
 
 class SearchHit(BaseModel):
