@@ -22,6 +22,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=None, extra="ignore")
 
+    config: Path | None = Field(
+        None,
+        description="a TOML file naming several collections, each public or private "
+        "([docs/collections.md](docs/collections.md)); unset: one collection from the folders below",
+    )
     corpus_dir: Path = Field(
         Path("corpus"),
         description="folder of documents (`.md`, `.mdx`, `.html`, `.pdf`, `.docx`, `.txt`), "

@@ -69,3 +69,19 @@ class BadDocument(RagError):
 
 class BadSourceConfig(RagError, ValueError):
     """A document source (rag.sources) is configured wrongly: an unknown type, a bad URL..."""
+
+
+class ConfigError(RagError):
+    """The config file cannot be read or says something this program cannot do."""
+
+
+class CollectionNotFound(RagError):
+    """No collection of that name is served."""
+
+
+class ModelNotFound(RagError):
+    """The OpenAI-compatible API was asked for a model (a collection) that is not served."""
+
+
+class KeyNotFound(RagError):
+    """No API key with that id."""

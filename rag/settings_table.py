@@ -41,6 +41,8 @@ def replace_table(text: str, table: str) -> str:
 
 def _shown(value: Any) -> str:
     """A default as it would be written in the environment."""
+    if value is None:
+        return "unset"
     if isinstance(value, bool):
         value = str(value).lower()
     elif isinstance(value, float):

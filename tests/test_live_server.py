@@ -255,18 +255,18 @@ def test_a_damaged_new_index_leaves_the_old_one_served_and_ready_says_why(
 def test_reload_off_keeps_the_index_the_server_started_with(
     small_corpus: Path, tmp_path: Path, fake_embedder, fake_loads: None, monkeypatch
 ) -> None:
-    import rag.serve.app
+    import rag.serve.state
 
     # With reload off the loader returns once the first index is in: nothing is left to load
     # another. Waiting for that return, not for a while, is what makes the check below hold.
     done = threading.Event()
-    real_keep_current = rag.serve.app.keep_current
+    real_keep_current = rag.serve.state.keep_current
 
     async def keep_current(*args: Any, **kwargs: Any) -> None:
         await real_keep_current(*args, **kwargs)
         done.set()
 
-    monkeypatch.setattr(rag.serve.app, "keep_current", keep_current)
+    monkeypatch.setattr(rag.serve.state, "keep_current", keep_current)
     index_dir = tmp_path / "index"
     build_index(small_corpus, index_dir, fake_embedder)
     settings = in_process_settings(index_dir, small_corpus, tmp_path).model_copy(

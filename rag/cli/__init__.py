@@ -20,6 +20,7 @@ from rag.cli.documents import documents_command
 from rag.cli.errors import EXIT_USAGE, run
 from rag.cli.eval import MODES_FOR_EVAL, eval_command
 from rag.cli.index import index_command
+from rag.cli.keys import keys_group
 from rag.cli.query import ask_command, search_command
 from rag.cli.serve import mcp_command, serve_command
 from rag.modes import MODES
@@ -56,6 +57,7 @@ for _command in (
     log_command,
     report_command,
     documents_command,
+    keys_group,
 ):
     cli.add_command(_command)
 

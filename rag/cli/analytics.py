@@ -5,14 +5,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rag import terminal
 from rag.analytics.querylog import LOW_SCORE
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+
 from rag.cli.common import (
     FiniteFloat,
+    base_settings,
+    catalog,
+    chosen_collection,
+    collection_options,
+    collection_settings,
     data_option,
     index_option,
     json_option,
@@ -42,6 +51,7 @@ class Since(click.ParamType):
 
 @click.command("log", help="summarise the query log")
 @data_option
+@collection_options
 @json_option
 @click.option(
     "--low-score",
@@ -66,6 +76,7 @@ def log_command(data_dir: Path | None, low_score: float, as_json: bool) -> int:
 @click.command("report", help="coverage report of the query log for the owners of the guides")
 @data_option
 @index_option
+@collection_options
 @json_option
 @click.option(
     "--since",
@@ -94,17 +105,37 @@ def report_command(
     csv_file: Path | None,
     as_json: bool,
 ) -> int:
-    """Report what readers asked, what went unanswered or disliked, and what was cited."""
-    from rag.analytics.report import (
-        build_report,
-        format_report,
-        index_documents,
-        render_html,
-        write_csv,
-    )
+    """Report what readers asked, what went unanswered or disliked, and what was cited: of
+    one collection, or of each in turn when a config file names several and none is chosen."""
+    from rag.analytics.report import format_report
+
+    base = base_settings(data_dir=data_dir, index_dir=index_dir)
+    every = catalog(base)
+    if base.config is not None and chosen_collection() is None and len(every.collections) > 1:
+        if html is not None or csv_file is not None:
+            raise click.UsageError("--html and --csv write one collection's report: --collection")
+        reports = {c.name: _report(c.settings, since) for c in every}
+        if as_json:
+            terminal.print_json({"collections": reports})
+            return 0
+        for name, report in reports.items():
+            print(f"== Collection {name}\n{format_report(report)}")
+        return 0
+    config = collection_settings(base, chosen_collection())
+    report = _report(config, since)
+    _write(report, html, csv_file)
+    if as_json:
+        terminal.print_json(report)
+    else:
+        print(format_report(report))
+    return 0
+
+
+def _report(config: Settings, since: datetime | None) -> dict[str, Any]:
+    """One collection's report, from its log and its index's document list."""
+    from rag.analytics.report import build_report, index_documents
     from rag.errors import RagError
 
-    config = settings(data_dir=data_dir, index_dir=index_dir)
     documents, missing = None, None
     try:
         documents = index_documents(config.index_dir)
@@ -112,15 +143,15 @@ def report_command(
         # The rest of the report needs only the log: say what is missing and go on.
         missing = " ".join(str(exc).split())
         warn(f"no list of documents, so no never-cited section: {missing}")
-    report = build_report(config.data_dir, documents, since=since, documents_missing=missing)
+    return build_report(config.data_dir, documents, since=since, documents_missing=missing)
+
+
+def _write(report: dict[str, Any], html: Path | None, csv_file: Path | None) -> None:
+    from rag.analytics.report import render_html, write_csv
+
     if html is not None:
         html.write_text(render_html(report), encoding="utf-8")
         note(f"HTML report written to {html}")
     if csv_file is not None:
         write_csv(report, csv_file)
         note(f"CSV report written to {csv_file}")
-    if as_json:
-        terminal.print_json(report)
-    else:
-        print(format_report(report))
-    return 0

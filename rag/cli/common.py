@@ -55,9 +55,43 @@ data_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
 
 
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            ctx.meta[key] = value
+        return value
+
+    return store
+
+
+# Read by ``settings()`` rather than passed along: every command that reads an index takes them.
+config_option = click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="RAG_CONFIG",
+    metavar="FILE",
+    expose_value=False,
+    callback=_remember("rag.config"),
+    help="a TOML file naming several collections (RAG_CONFIG; docs/collections.md)",
+)
+collection_option = click.option(
+    "--collection",
+    metavar="NAME",
+    expose_value=False,
+    callback=_remember("rag.collection"),
+    help="which collection of the config file (default: the one called default, or the only one)",
+)
+
+
+def collection_options(f: F) -> F:
+    """``--config`` and ``--collection``."""
+    return config_option(collection_option(f))
+
+
 def index_options(f: F) -> F:
-    """``--index``, ``--corpus`` and ``--model``: every command that reads the index takes them."""
-    return index_option(corpus_option(model_option(f)))
+    """``--index``, ``--corpus``, ``--model``, ``--config`` and ``--collection``: every command
+    that reads an index takes them."""
+    return index_option(corpus_option(model_option(collection_options(f))))
 
 
 def ray_option(help_text: str) -> Callable[[F], F]:
@@ -86,10 +120,50 @@ class FiniteFloat(click.FloatRange):
 
 
 def settings(**overrides: object) -> Settings:
-    """Settings from the environment, overridden by whichever flags were given."""
+    """Settings from the environment, overridden by whichever flags were given; with a config
+    file, those of the collection ``--collection`` names (rag.collections)."""
+    return collection_settings(base_settings(**overrides), chosen_collection())
+
+
+def base_settings(**overrides: object) -> Settings:
+    """The server-wide settings: the environment, the flags and ``--config``, before any
+    collection's own folders and overrides."""
     from rag.config import get_settings
 
-    return get_settings(**overrides)
+    return get_settings(config=_meta().get("rag.config"), **overrides)
+
+
+def collection_settings(base: Settings, name: str | None) -> Settings:
+    """The settings of collection ``name`` (None: the default one) of ``base``'s config file;
+    ``base`` itself without a config file, whose only collection is "default"."""
+    from rag.collections import DEFAULT, Catalog
+
+    if base.config is None:
+        if name not in (None, DEFAULT):
+            raise click.UsageError(
+                "--collection needs a config file (--config FILE or RAG_CONFIG); without one the "
+                f"only collection is {DEFAULT!r}"
+            )
+        return base
+    return Catalog.from_settings(base).get(name).settings
+
+
+def catalog(base: Settings | None = None) -> Any:
+    """The collections of ``base`` (the command line's settings by default): one, "default",
+    without a config file."""
+    from rag.collections import Catalog
+
+    return Catalog.from_settings(base or base_settings())
+
+
+def chosen_collection() -> str | None:
+    """The name ``--collection`` gave, if any."""
+    return _meta().get("rag.collection")
+
+
+def _meta() -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta if ctx is not None else {}
 
 
 def check_k(k: int | None, settings: Settings) -> int:

@@ -14,11 +14,14 @@ import click
 from rag import terminal
 from rag.cli.common import (
     FiniteFloat,
+    base_settings,
+    catalog,
+    chosen_collection,
+    collection_settings,
     index_options,
     json_option,
     ray_address,
     ray_option,
-    settings,
     warn,
 )
 
@@ -101,14 +104,39 @@ def index_command(
     debounce: int,
     ray: str | None,
 ) -> int:
-    """Build the index (incrementally), once, only when stale, or on every corpus change."""
-    from rag.errors import CorpusEmpty
-
-    config = settings(index_dir=index_dir, corpus_dir=corpus_dir, model=model)
+    """Build the index (incrementally), once, only when stale, or on every corpus change;
+    with a config file and no --collection, every collection's index in turn."""
     if watch and if_stale:
         raise click.UsageError(
             "--watch and --if-stale cannot be combined: --watch builds when stale"
         )
+    base = base_settings(index_dir=index_dir, corpus_dir=corpus_dir, model=model)
+    if base.config is None or chosen_collection() is not None:
+        config = collection_settings(base, chosen_collection())
+        return _index(config, as_json, if_stale, chunker, full, wait, watch, debounce, ray)
+    every = catalog(base)
+    if watch and len(every.collections) > 1:
+        raise click.UsageError("--watch follows one collection: name it with --collection")
+    for collection in every:
+        terminal.console(stderr=True).print(f"Collection {collection.name}:", soft_wrap=True)
+        _index(collection.settings, as_json, if_stale, chunker, full, wait, watch, debounce, ray)
+    return 0
+
+
+def _index(
+    config: Settings,
+    as_json: bool,
+    if_stale: bool,
+    chunker: ChunkerSettings | None,
+    full: bool,
+    wait: float,
+    watch: bool,
+    debounce: int,
+    ray: str | None,
+) -> int:
+    """One collection's build, as ``rag index`` describes it."""
+    from rag.errors import CorpusEmpty
+
     address = ray_address(ray, config)
     if address is not None and config.adapt:
         raise click.UsageError("--ray cannot adapt the model (RAG_ADAPT): adapt with a local build")

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 import click
 
 from rag.cli.common import (
+    base_settings,
+    catalog,
+    chosen_collection,
     index_options,
     load_retriever,
     optional_import,
@@ -55,8 +58,15 @@ def serve_command(
     ray: str | None,
     replicas: int | None,
 ) -> int:
-    """Run the HTTP server in the foreground."""
-    config = settings(index_dir=index_dir, corpus_dir=corpus_dir, model=model, host=host, port=port)
+    """Run the HTTP server in the foreground: every collection of the config file, if any."""
+    if chosen_collection() is not None:
+        raise click.UsageError(
+            "rag serve serves every collection of the config file: drop --collection"
+        )
+    config = base_settings(
+        index_dir=index_dir, corpus_dir=corpus_dir, model=model, host=host, port=port
+    )
+    catalog(config)  # a bad config file fails here, in one line, before the server starts
     address = ray_address(ray, config)
     if replicas is not None and address is None:
         raise click.UsageError(

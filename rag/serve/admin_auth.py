@@ -140,9 +140,10 @@ class Failures:
 class AdminAuth:
     """The sessions and the failure budget of one running server (None when /admin is off)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, failures: Failures | None = None) -> None:
         self.sessions = Sessions(settings.data_dir, settings.admin_token)
-        self.failures = Failures(settings.admin_auth_limit)
+        # Shared with API keys (rag.serve.access): one budget of failures per client.
+        self.failures = failures or Failures(settings.admin_auth_limit)
 
     def close(self) -> None:
         self.sessions.close()

@@ -24,11 +24,13 @@ from starlette.types import Receive, Scope, Send
 from rag.analytics.querylog import QueryNotFound
 from rag.errors import (
     BadQuery,
+    CollectionNotFound,
     CorpusEmpty,
     DocumentNotFound,
     IndexDamaged,
     IndexIncompatible,
     IndexNotFound,
+    ModelNotFound,
     RagError,
 )
 from rag.serve.openai_schemas import OpenAIError, OpenAIErrorResponse
@@ -40,13 +42,20 @@ _STATUS: tuple[tuple[type[RagError], int], ...] = (
     (BadQuery, 422),
     (DocumentNotFound, 404),
     (QueryNotFound, 404),
+    (CollectionNotFound, 404),
+    (ModelNotFound, 404),
     (IndexNotFound, 503),
     (IndexIncompatible, 503),
     (CorpusEmpty, 503),
 )
 
 
-_FIELD_OF = {DocumentNotFound: "doc_id", QueryNotFound: "query_id"}
+_FIELD_OF = {
+    DocumentNotFound: "doc_id",
+    QueryNotFound: "query_id",
+    CollectionNotFound: "collection",
+    ModelNotFound: "model",
+}
 
 
 # Library field names as the request spells them: /search takes doc_id inside "filters".

@@ -23,20 +23,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from http import HTTPStatus
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
+from rag.collections import Catalog
 from rag.config import Settings
+from rag.errors import RagError
+from rag.serve.cors import origins
 from rag.serve.errors import error_response
 from rag.serve.mcp_server import build_server
 from rag.serve.middleware import host_of
 from rag.serve.services import Services, Session
+from rag.serve.state import ServerState
 
 MCP_PATH = "/mcp"
 
@@ -44,8 +50,10 @@ MCP_PATH = "/mcp"
 class ServedIndex:
     """The tools' corpus over HTTP: the snapshot the API serves, held for one call at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.services: Services | None = None
+        # Citation links go to the viewer under this collection prefix ("/c/NAME" or "").
+        self.prefix = prefix
 
     def served_documents(self) -> tuple[dict[str, Any], ...]:
         current = self.services.current if self.services is not None else None
@@ -60,7 +68,7 @@ class ServedIndex:
             why = (svc.error if svc is not None else None) or "the index is still loading"
             raise ToolError(f"no index is loaded: {why}; try again shortly")
         try:
-            yield Session(svc, snapshot)
+            yield Session(svc, snapshot, prefix=self.prefix)
         finally:
             svc.release(snapshot)
 
@@ -86,8 +94,10 @@ def transport_security(hosts: Sequence[str], origins: Sequence[str]) -> Transpor
 class McpEndpoint:
     """The ASGI app at /mcp; ``running(services)`` serves it for one lifespan of the app."""
 
-    def __init__(self, settings: Settings, security: TransportSecuritySettings) -> None:
-        self.corpus = ServedIndex()
+    def __init__(
+        self, settings: Settings, security: TransportSecuritySettings, prefix: str = ""
+    ) -> None:
+        self.corpus = ServedIndex(prefix)
         self.server = build_server(self.corpus, settings)
         self.security = security
         self.max_body_bytes = settings.max_body_bytes
@@ -207,3 +217,52 @@ def _rewritten(start: Any, body: bytes) -> Any:
     text = body.decode("utf-8", "replace").strip() or phrase
     kind = phrase.lower().replace(" ", "_")
     return error_response(status, f"/mcp: {text[:300]}", kind=kind, headers=headers)
+
+
+class McpRoutes:
+    """/mcp (the default collection's) and /c/{collection}/mcp: one MCP endpoint per
+    collection, each behind its collection's access check (rag.serve.access)."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, hosts: Sequence[str]) -> None:
+        self.catalog = catalog
+        self.endpoints = {
+            c.name: McpEndpoint(
+                c.settings,
+                transport_security(hosts, origins(c.settings)),
+                "" if c.name == catalog.default else f"/c/{c.name}",
+            )
+            for c in catalog
+        }
+        self._state: ServerState | None = None
+
+    @asynccontextmanager
+    async def running(self, state: ServerState) -> AsyncIterator[None]:
+        """Serve every collection's endpoint on ``state``'s services until the block ends."""
+        async with AsyncExitStack() as stack:
+            for name, endpoint in self.endpoints.items():
+                await stack.enter_async_context(endpoint.running(state.services[name]))
+            self._state = state
+            try:
+                yield
+            finally:
+                self._state = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        state = self._state
+        if state is None:
+            starting = error_response(
+                503, "the server is starting", kind="unavailable", headers={"Retry-After": "5"}
+            )
+            await starting(scope, receive, send)
+            return
+        try:
+            collection = self.catalog.get(scope.get("path_params", {}).get("collection"))
+            await state.access.authorise(HTTPConnection(scope), collection)
+        except RagError as exc:
+            await error_response(404, str(exc), kind=type(exc).__name__)(scope, receive, send)
+            return
+        except HTTPException as exc:
+            refused = error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+            await refused(scope, receive, send)
+            return
+        await self.endpoints[collection.name](scope, receive, send)

@@ -9,9 +9,16 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
 from rag.errors import DocumentNotFound
-from rag.serve.services import Current, Session
+from rag.serve.deps import Current, Svc
+from rag.serve.services import Session
 
 router = APIRouter(include_in_schema=False)
+# The viewer, served for the default collection at /view/{doc_id} and for each collection
+# under /c/{collection}/; its script calls the API relative to the page.
+collection_router = APIRouter(include_in_schema=False)
+# One collection's chat page, /c/{collection}/ (the one at / serves the default collection, or
+# offers a choice).
+prefixed_router = APIRouter(include_in_schema=False)
 
 # Assets the pages load from /web/; anything else under that path is a 404.
 ASSET_TYPES = {
@@ -65,11 +72,20 @@ def _document_exists(session: Session | None, doc_id: str) -> bool | None:
 
 @router.api_route(methods=["GET", "HEAD"], path="/", response_class=HTMLResponse)
 def chat_page() -> HTMLResponse:
-    """The chat page: a streaming conversation over the guides."""
+    """The chat page: a streaming conversation over the guides (with a picker when the caller
+    may use several collections)."""
     return _page("chat.html")
 
 
-@router.api_route(methods=["GET", "HEAD"], path="/view/{doc_id}", response_class=HTMLResponse)
+@prefixed_router.api_route(methods=["GET", "HEAD"], path="/", response_class=HTMLResponse)
+def collection_chat_page(svc: Svc) -> HTMLResponse:
+    """The chat page of one collection (404 for an unknown one, 401/403 for a private one)."""
+    return _page("chat.html")
+
+
+@collection_router.api_route(
+    methods=["GET", "HEAD"], path="/view/{doc_id}", response_class=HTMLResponse
+)
 def viewer_page(doc_id: str, session: Current) -> HTMLResponse:
     """The source viewer; the page itself fetches the document and marks the cited span."""
     found = _document_exists(session, doc_id)

@@ -16,6 +16,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """``RAG_*`` environment variables that reproduce ``settings`` in another process."""
     env = {}
     for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue  # unset (no config file): the default again, not the string "None"
         if isinstance(value, list):
             value = ",".join(str(v) for v in value)
         env[f"RAG_{name.upper()}"] = str(value)

@@ -332,6 +332,23 @@ class ReadyResponse(BaseModel):
     stale_sources: list[str] = Field(default_factory=list)
 
 
+class CollectionOut(BaseModel):
+    """A collection the caller may use."""
+
+    name: str
+    public: bool
+    default: bool = Field(description="Whether the unprefixed routes (/search...) serve it.")
+    prefix: str = Field(description="Its routes' prefix: `/c/NAME/search`, `/c/NAME/ask`...")
+    ready: bool = Field(description="Whether its index is loaded.")
+    documents: int | None = Field(None, description="Its documents, once its index is loaded.")
+
+
+class CollectionList(BaseModel):
+    """The collections the caller may use: the public ones, and those its key reaches."""
+
+    collections: list[CollectionOut]
+
+
 class FeedbackResponse(BaseModel):
     """Feedback was recorded."""
 

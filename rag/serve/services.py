@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import anyio.to_thread
-from fastapi import Depends, HTTPException, Request
 
 from rag.analytics.querylog import QueryLog, QueryRecord
 from rag.config import Settings
@@ -46,6 +45,8 @@ class Services:
 
     settings: Settings
     querylog: QueryLog
+    # The collection served (rag.collections): "default" without a config file.
+    name: str = "default"
     # The snapshot new requests take; None until an index is loaded.
     current: Snapshot | None = None
     # Why no index is served (told to clients: no paths, see rag.serve.errors.public_message).
@@ -181,6 +182,8 @@ class Session:
     snapshot: Snapshot
     # The client's address, for the query log's per-client cap (None: not capped).
     client: str | None = None
+    # What the request's path starts with ("/c/NAME" or ""): citation links keep to it.
+    prefix: str = ""
 
     @property
     def settings(self) -> Settings:
@@ -217,8 +220,10 @@ class Session:
         )
 
     def results(self, hits: Sequence[Hit], base_url: str | None = None) -> list[dict[str, Any]]:
-        """Hits in their JSON form; citation URLs start with ``base_url`` when it is given."""
-        return hits_json(list(hits), self.svc.base_url if base_url is None else base_url)
+        """Hits in their JSON form; citation URLs start with ``base_url`` when it is given,
+        else with the public URL and the request's collection prefix."""
+        base = self.svc.base_url + self.prefix if base_url is None else base_url
+        return hits_json(list(hits), base)
 
 
 def log_reply(querylog: QueryLog, manifest: Manifest, client: str | None, reply: Reply) -> None:
@@ -238,43 +243,3 @@ def log_reply(querylog: QueryLog, manifest: Manifest, client: str | None, reply:
         ),
         client=client,
     )
-
-
-def services(request: Request) -> Services:
-    """The app's shared services; 503 when the app's lifespan has not started them."""
-    svc = getattr(request.app.state, "services", None)
-    if svc is None:
-        raise HTTPException(503, detail="the server is starting", headers={"Retry-After": "5"})
-    return svc
-
-
-Svc = Annotated[Services, Depends(services)]
-
-
-async def current_session(request: Request) -> AsyncIterator[Session | None]:
-    """The request's session on the current snapshot (None while no index is loaded), held
-    until the response has been sent: FastAPI (0.118 on) runs the code after ``yield`` then,
-    a streamed response's last chunk included."""
-    svc: Services | None = getattr(request.app.state, "services", None)
-    snapshot = svc.acquire() if svc is not None else None
-    if svc is None or snapshot is None:
-        yield None
-        return
-    try:
-        yield Session(svc, snapshot, request.client.host if request.client else None)
-    finally:
-        svc.release(snapshot)
-
-
-Current = Annotated[Session | None, Depends(current_session)]
-
-
-async def ready_session(session: Current, svc: Svc) -> Session:
-    """The request's session, or 503 while no index is loaded."""
-    if session is None:
-        detail = svc.error or "the index is still loading"
-        raise HTTPException(503, detail=detail, headers={"Retry-After": "5"})
-    return session
-
-
-Ready = Annotated[Session, Depends(ready_session)]

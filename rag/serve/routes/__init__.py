@@ -1,9 +1,18 @@
-"""One router per resource; handlers parse, call the services and format."""
+"""One router per resource; handlers parse, call the services and format.
+
+``ROUTERS`` are served once; ``COLLECTION_ROUTERS`` serve the default collection at their own
+paths and every collection under ``/c/{collection}`` (rag.serve.app includes them twice).
+"""
 
 from rag.serve.routes import admin, chat, documents, feedback, openai_compat, search, service
 
-ROUTERS = (search.router, chat.router, documents.router, service.router, feedback.router)
-ROUTERS += (admin.router,)
-ROUTERS += (openai_compat.router,)
+ROUTERS = (service.router, admin.router, openai_compat.router)
+COLLECTION_ROUTERS = (
+    search.router,
+    chat.router,
+    documents.router,
+    service.collection_router,
+    feedback.router,
+)
 
-__all__ = ["ROUTERS"]
+__all__ = ["COLLECTION_ROUTERS", "ROUTERS"]

@@ -27,7 +27,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from rag.analytics.report import build_report, parse_since, render_html, render_login, to_csv
 from rag.analytics.report.html import STYLE_HASH
 from rag.serve.admin_auth import SESSION_TTL_S, AdminAuth
-from rag.serve.services import Services, Svc
+from rag.serve.deps import Server
+from rag.serve.services import Services
+from rag.serve.state import ServerState
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -49,9 +51,9 @@ PAGE_HEADERS = {**HEADERS, "Content-Security-Policy": ADMIN_CSP}
 Since = Annotated[str | None, Query(max_length=100, description="a date or a duration: 7d")]
 
 
-def _enabled(svc: Services) -> str:
+def _enabled(state: ServerState) -> str:
     """The admin token; 404 (as for any unknown path) when none is configured."""
-    token = svc.settings.admin_token
+    token = state.settings.admin_token
     if not token:
         raise HTTPException(404, detail="Not Found")
     return token
@@ -80,11 +82,17 @@ async def _within_budget(auth: AdminAuth, client: str) -> None:
         raise HTTPException(429, detail=detail, headers={**HEADERS, "Retry-After": str(retry)})
 
 
-async def authorised(request: Request, token: str, auth: AdminAuth) -> bool | None:
-    """Whether the Bearer token or session cookie is good; None when neither is sent."""
+async def authorised(
+    request: Request, token: str, auth: AdminAuth, state: ServerState
+) -> bool | None:
+    """Whether the Bearer token (or an admin key) or the session cookie is good; None when
+    neither is sent."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given.strip():
-        return hmac.compare_digest(given.strip().encode(), token.encode())
+        if hmac.compare_digest(given.strip().encode(), token.encode()):
+            return True
+        key = await anyio.to_thread.run_sync(state.access.keys.check, given.strip())
+        return key is not None and key.admin
     cookie = request.cookies.get(COOKIE)
     if cookie:
         return await anyio.to_thread.run_sync(auth.sessions.valid, cookie)
@@ -96,12 +104,12 @@ def _unauthorised(detail: str) -> HTTPException:
     return HTTPException(401, detail=detail, headers=headers)
 
 
-async def admin(request: Request, svc: Svc) -> Services:
-    """The services for a request with the admin token; 404 when off, 429 past the budget."""
-    token = _enabled(svc)
+async def admin(request: Request, state: Server) -> ServerState:
+    """The server, for a request with the admin token; 404 when off, 429 past the budget."""
+    token = _enabled(state)
     auth, client = _auth(request), _client(request)
     await _within_budget(auth, client)
-    verdict = await authorised(request, token, auth)
+    verdict = await authorised(request, token, auth, state)
     if not verdict:
         if verdict is False:
             await auth.failures.failed(client)
@@ -109,14 +117,21 @@ async def admin(request: Request, svc: Svc) -> Services:
             "the admin token is missing or wrong: send Authorization: Bearer TOKEN, "
             "or sign in at /admin/login"
         )
-    return svc
+    return state
 
 
-Admin = Annotated[Services, Depends(admin)]
+Admin = Annotated[ServerState, Depends(admin)]
+Collection = Annotated[
+    str | None, Query(max_length=100, description="which collection (default: the default one)")
+]
 
 
-async def _report(svc: Services, since: str | None, render: Any = None) -> Any:
-    """The report dict (or ``render`` of it), built from the log in a worker thread."""
+async def _report(
+    state: ServerState, since: str | None, collection: str | None, render: Any = None
+) -> Any:
+    """The report dict (or ``render`` of it) of one collection's log, built in a worker
+    thread."""
+    svc = _collection(state, collection)
     when = parse_since(since) if since and since.strip() else None
     current = svc.current  # the document list only: no request count is needed to read it
     if current is not None:
@@ -128,43 +143,55 @@ async def _report(svc: Services, since: str | None, render: Any = None) -> Any:
         report = build_report(
             svc.settings.data_dir, documents, since=when, documents_missing=missing
         )
+        report["collection"] = svc.name
         return render(report) if render else report
 
     return await anyio.to_thread.run_sync(work)
 
 
+def _collection(state: ServerState, name: str | None) -> Services:
+    """The services of the collection asked for (the default, else the first one)."""
+    if name is None:
+        name = state.catalog.default or next(iter(state.catalog.collections))
+    return state.services[state.catalog.get(name).name]
+
+
 @router.api_route("", methods=["GET", "HEAD"], response_class=HTMLResponse)
-async def report_page(svc: Admin, since: Since = None) -> HTMLResponse:
+async def report_page(
+    state: Admin, since: Since = None, collection: Collection = None
+) -> HTMLResponse:
     """The coverage report as a page with charts."""
-    page = await _report(svc, since, partial(render_html, admin=True))
+    page = await _report(state, since, collection, partial(render_html, admin=True))
     return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 @router.get("/report.csv")
-async def report_csv(svc: Admin, since: Since = None) -> Response:
+async def report_csv(state: Admin, since: Since = None, collection: Collection = None) -> Response:
     """The coverage report as one CSV, a ``section`` column first."""
-    text = await _report(svc, since, to_csv)
+    text = await _report(state, since, collection, to_csv)
     headers = {**HEADERS, "Content-Disposition": 'attachment; filename="coverage-report.csv"'}
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 @router.get("/report.json")
-async def report_json(svc: Admin, since: Since = None) -> JSONResponse:
+async def report_json(
+    state: Admin, since: Since = None, collection: Collection = None
+) -> JSONResponse:
     """The coverage report's dict, as ``rag report --json`` prints it."""
-    return JSONResponse(await _report(svc, since), headers=HEADERS)
+    return JSONResponse(await _report(state, since, collection), headers=HEADERS)
 
 
 @router.api_route("/login", methods=["GET", "HEAD"], response_class=HTMLResponse)
-def login_page(svc: Svc) -> HTMLResponse:
+def login_page(state: Server) -> HTMLResponse:
     """The sign-in form."""
-    _enabled(svc)
+    _enabled(state)
     return HTMLResponse(render_login(), headers=PAGE_HEADERS)
 
 
 @router.post("/login")
-async def login(request: Request, svc: Svc) -> Response:
+async def login(request: Request, state: Server) -> Response:
     """Check the posted token; set the session cookie and go to the report, 401 or 429."""
-    token = _enabled(svc)
+    token = _enabled(state)
     auth, client = _auth(request), _client(request)
     await _within_budget(auth, client)
     body = (await request.body()).decode("utf-8", "replace")
@@ -192,9 +219,9 @@ async def login(request: Request, svc: Svc) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, svc: Svc) -> Response:
+async def logout(request: Request, state: Server) -> Response:
     """End the session (the cookie no longer works anywhere) and go back to the sign-in form."""
-    _enabled(svc)
+    _enabled(state)
     cookie = request.cookies.get(COOKIE)
     if cookie:
         await anyio.to_thread.run_sync(_auth(request).sessions.revoke, cookie)

@@ -31,8 +31,9 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from rag.search.qa import Reply
+from rag.serve.deps import Ready
 from rag.serve.schemas import ERRORS, QUERY_ERRORS, ChatRequest, ChatResponse
-from rag.serve.services import Ready, Session
+from rag.serve.services import Session
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from fastapi import Path as PathParam
 
+from rag.serve.deps import Ready
 from rag.serve.schemas import ERRORS, DocumentDetail, DocumentList, ErrorResponse
-from rag.serve.services import Ready
 
 router = APIRouter(responses=ERRORS, tags=["documents"])
 

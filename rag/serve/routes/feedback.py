@@ -7,6 +7,7 @@ import asyncio
 from fastapi import APIRouter
 
 from rag.errors import BadQuery
+from rag.serve.deps import Svc
 from rag.serve.schemas import (
     ERRORS,
     QUERY_ERRORS,
@@ -14,7 +15,6 @@ from rag.serve.schemas import (
     FeedbackRequest,
     FeedbackResponse,
 )
-from rag.serve.services import Svc
 
 router = APIRouter(responses=ERRORS, tags=["query"])
 

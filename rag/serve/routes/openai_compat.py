@@ -39,9 +39,11 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from rag.collections import Collection
 from rag.search.answer import Answer
 from rag.search.qa import Reply
 from rag.search.question import Question
+from rag.serve.deps import ModelReady, Server, model_id
 from rag.serve.errors import error_response
 from rag.serve.openai_schemas import (
     NEAREST_HEADING,
@@ -54,7 +56,8 @@ from rag.serve.openai_schemas import (
     ModelList,
     OpenAIErrorResponse,
 )
-from rag.serve.services import Ready, Session
+from rag.serve.services import Services, Session
+from rag.serve.state import ServerState
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +94,16 @@ _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.get("/models", response_model=ModelList)
-async def models(svc: Ready) -> dict[str, Any]:
-    """The index, listed as the one model there is; `created` is when it was built."""
-    return {"object": "list", "data": [model_card(svc)]}
+async def models(request: Request, state: Server) -> dict[str, Any]:
+    """The collections the caller may use, each as a model; `created` is when its index was
+    built (0 while it is not loaded)."""
+    caller = await state.access.caller(request)
+    cards = [
+        model_card(state, collection, svc)
+        for collection, svc in state.collections()
+        if caller.may_use(collection)
+    ]
+    return {"object": "list", "data": cards}
 
 
 @router.get(
@@ -101,15 +111,17 @@ async def models(svc: Ready) -> dict[str, Any]:
     response_model=ModelCard,
     responses={404: {"model": OpenAIErrorResponse, "description": "No such model"}},
 )
-async def model(model: str, svc: Ready) -> Any:
-    """The one model, by its id (``openai`` client's ``models.retrieve``); another id is 404."""
-    if model != svc.settings.openai_model:
-        detail = (
-            f"The model '{model}' does not exist: this server has one, "
-            f"'{svc.settings.openai_model}'"
-        )
+async def model(model: str, request: Request, state: Server) -> Any:
+    """One model by its id (the ``openai`` client's ``models.retrieve``); an unknown id is 404."""
+    catalog = state.catalog
+    collection = catalog.collections.get(model) if catalog.configured else None
+    if model == state.settings.openai_model and catalog.default is not None:
+        collection = catalog.get(None)
+    if collection is None:
+        detail = f"The model '{model}' does not exist: GET /v1/models lists the models"
         return error_response(404, detail, "model", kind="model_not_found")
-    return model_card(svc)
+    await state.access.authorise(request, collection)
+    return model_card(state, collection, state.services[collection.name])
 
 
 @router.post(
@@ -123,26 +135,30 @@ async def model(model: str, svc: Ready) -> Any:
         }
     },
 )
-async def chat_completions(body: ChatCompletionRequest, svc: Ready, request: Request) -> Any:
+async def chat_completions(
+    body: ChatCompletionRequest, svc: ModelReady, request: Request, state: Server
+) -> Any:
     """Answer the latest user message of a conversation, as OpenAI's chat completions do."""
     # Stripping earlier answers and counting words grow with the body: not on the event loop.
     turns, words = await anyio.to_thread.run_sync(body.digest)
     question = Question.conversation(turns)
-    base_url = _base_url(svc, request)
+    base_url = _base_url(svc, request) + svc.prefix
+    name = model_id(state, state.catalog.get(svc.svc.name))
     if body.stream:
         reply = await svc.pipeline.retrieve(question, "openai")
         # The session (and its index) is held until the stream's last chunk has been sent.
-        completion = Completion(svc, reply, svc.results(reply.hits, base_url), words)
+        completion = Completion(svc, reply, svc.results(reply.hits, base_url), words, name)
         stream = completion.chunks(bool(body.stream_options and body.stream_options.include_usage))
         return StreamingResponse(stream, media_type="text/event-stream", headers=_STREAM_HEADERS)
     reply = await svc.pipeline.ask(question, "openai")
-    return Completion(svc, reply, svc.results(reply.hits, base_url), words).whole()
+    return Completion(svc, reply, svc.results(reply.hits, base_url), words, name).whole()
 
 
-def model_card(svc: Session) -> dict[str, Any]:
-    """The served index as an OpenAI model."""
-    created = _unix_time(svc.snapshot.manifest.built_at)
-    return {"id": svc.settings.openai_model, "object": "model", "created": created,
+def model_card(state: ServerState, collection: Collection, svc: Services) -> dict[str, Any]:
+    """A collection as an OpenAI model."""
+    current = svc.current
+    created = _unix_time(current.manifest.built_at) if current is not None else 0
+    return {"id": model_id(state, collection), "object": "model", "created": created,
             "owned_by": OWNER}  # fmt: skip
 
 
@@ -168,6 +184,8 @@ class Completion:
     reply: Reply
     results: list[dict[str, Any]]
     prompt_words: int
+    # The model id answered with: the one asked for, or the server's own when none was.
+    model: str = ""
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
@@ -221,7 +239,7 @@ class Completion:
 
     def _head(self, kind: str) -> dict[str, Any]:
         return {"id": self.id, "object": kind, "created": self.created,
-                "model": self.svc.settings.openai_model}  # fmt: skip
+                "model": self.model}  # fmt: skip
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from rag.serve.deps import Ready
 from rag.serve.schemas import (
     ERRORS,
     QUERY_ERRORS,
@@ -14,7 +15,6 @@ from rag.serve.schemas import (
     SearchRequest,
     SearchResponse,
 )
-from rag.serve.services import Ready
 
 router = APIRouter(responses=ERRORS, tags=["query"])
 

@@ -1,16 +1,19 @@
-"""Routes: /health (liveness) and /ready (the loaded index)."""
+"""Routes: /health (liveness), /collections (what the caller may use) and /ready (a
+collection's loaded index)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from rag.serve.schemas import ERRORS, HealthResponse, ReadyResponse
-from rag.serve.services import Current, Svc
+from rag.serve.deps import Current, Server, Svc
+from rag.serve.schemas import ERRORS, CollectionList, HealthResponse, ReadyResponse
 
 router = APIRouter(responses=ERRORS, tags=["service"])
+# Served for the default collection at /ready and for each at /c/{collection}/ready.
+collection_router = APIRouter(responses=ERRORS, tags=["service"])
 
 
 @router.get("/health", response_model=HealthResponse)
@@ -19,7 +22,28 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get(
+@router.get("/collections", response_model=CollectionList)
+async def collections(request: Request, state: Server) -> dict[str, Any]:
+    """The collections the caller may use (the public ones without a key), each with its
+    path prefix and whether its index is loaded."""
+    caller = await state.access.caller(request)
+    listed = []
+    for collection, svc in state.collections():
+        if not caller.may_use(collection):
+            continue
+        current = svc.current
+        listed.append({
+            "name": collection.name,
+            "public": collection.public,
+            "default": collection.name == state.catalog.default,
+            "prefix": f"/c/{collection.name}",
+            "ready": current is not None,
+            "documents": len(current.documents) if current is not None else None,
+        })  # fmt: skip
+    return {"collections": listed}
+
+
+@collection_router.get(
     "/ready",
     response_model=ReadyResponse,
     responses={503: {"model": ReadyResponse, "description": "Index not loaded (yet)"}},
