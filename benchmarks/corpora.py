@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="the chart (default docs/eval.png)")
     parser.add_argument("--out", type=Path, help="the tables (default benchmarks/EVAL.md)")
     parser.add_argument("--json", type=Path, help="every quality figure, per question")
+    parser.add_argument(
+        "--rebuild", action="store_true",
+        help="re-index even when the index looks fresh (parser code changed, version not bumped)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     import json
 
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     for corpus in chosen:
         index = CACHE / corpus.name
         common = ["--corpus", str(corpus.path), "--index", str(index)]
-        rag("index", "--if-stale", *common)
+        rag("index", *([] if args.rebuild else ["--if-stale"]), *common)
         sets = [*corpus.sets, *([corpus.questions] if corpus.questions else [])]
         result = json.loads(rag("eval", *common, *map(str, sets), "--json").stdout)
         for entry in result["sets"]:
