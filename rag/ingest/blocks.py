@@ -1,7 +1,7 @@
 """Blocks: what the parsers of marked-up formats emit, rendered into one plain-text document.
 
 Markdown, HTML, PDF and DOCX parsers each reduce their format to a list of blocks (a heading, a
-paragraph, a list, a code block, a table row). ``render`` joins their texts into the document's
+paragraph, a list, a code block, a table row: rag.ingest.tables). ``render`` joins their texts into the document's
 indexed text, markup-free, and builds the sections from the headings, so every passage is an
 exact span of that text and every block remembers where in the source file (and on which page)
 it came from.
@@ -10,7 +10,7 @@ it came from.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,68 +42,6 @@ class Block:
 def clean_line(text: str) -> str:
     """Collapse runs of spaces and tabs and trim; newlines are kept."""
     return "\n".join(_SPACE_RE.sub(" ", line).strip() for line in text.split("\n")).strip()
-
-
-def table_rows(
-    header: Sequence[str], rows: Iterable[Sequence[str]]
-) -> list[tuple[int, tuple[str, ...], str]]:
-    """Each data row of a table as (row index, path, text), every cell with its column header.
-
-    The row index is -1 for a passage drawn from the whole table (a grid's columns).
-
-    The first column is the row's own header ("Scope"); a row whose other cells are all empty
-    is a group label ("Skill") that the rows below it are filed under. A cell becomes the line
-    "column header, row header: cell" ("Senior Programmer (L3), Scope: Capable of ...").
-    """
-    header = [clean_line(h).replace("\n", " ") for h in header]
-    out: list[tuple[int, tuple[str, ...], str]] = []
-    group = ""
-    for n, row in enumerate(rows):
-        cells = [clean_line(c).replace("\n", " ") for c in row]
-        if not any(cells):
-            continue
-        label = cells[0] or f"Row {n + 1}"
-        rest = cells[1:]
-        if rest and not any(rest):
-            group = label
-            continue
-        if len(cells) == 1:
-            out.append((n, (group, label) if group else (label,), label))
-            continue
-        lines = []
-        for j, cell in enumerate(rest, start=1):
-            if not cell:
-                continue
-            column = header[j].strip() if j < len(header) else ""
-            lines.append(f"{column}, {label}: {cell}" if column else f"{label}: {cell}")
-        if lines:
-            out.append((n, (group, label) if group else (label,), "\n".join(lines)))
-    return out + _columns(header, out) if COLUMN_PASSAGES else out
-
-
-# A grid of at least this many rows and value columns (a job ladder: categories down, levels
-# across) is also read down each column, so "what is expected of a senior?" finds one passage
-# about seniors rather than a row that mentions every level.
-COLUMN_PASSAGES = True
-GRID_MIN = 3
-
-
-def _columns(
-    header: Sequence[str], rows: list[tuple[int, tuple[str, ...], str]]
-) -> list[tuple[int, tuple[str, ...], str]]:
-    """One more passage per value column of a grid: that column's cells, each labelled."""
-    columns = [h.strip() for h in header[1:] if h.strip()]
-    if len(columns) < GRID_MIN or len(rows) < GRID_MIN:
-        return []
-    out = []
-    for column in columns:
-        prefix = f"{column}, "
-        lines = [
-            line for _, _, text in rows for line in text.split("\n") if line.startswith(prefix)
-        ]
-        if lines:
-            out.append((-1, (column,), "\n".join(lines)))  # -1: the whole table
-    return out
 
 
 def render(

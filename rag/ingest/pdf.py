@@ -24,8 +24,9 @@ from collections import Counter
 from typing import Any
 
 from rag.errors import BadDocument
-from rag.ingest.blocks import Block, render, table_rows
-from rag.ingest.structure import title_from_filename
+from rag.ingest.blocks import Block, render
+from rag.ingest.structure import BULLET_RE, title_from_filename
+from rag.ingest.tables import table_blocks
 from rag.ingest.types import Document
 
 # A heading is at least this many points larger than body text.
@@ -150,7 +151,7 @@ def _join_split_tables(pages: list[dict[str, Any]]) -> None:
             if not below:
                 open_table = tail.get("into", tail)
     for page in pages:
-        page["tables"] = [t for t in page["tables"] if len(t["rows"]) >= 2]
+        page["tables"] = [t for t in page["tables"] if t["rows"]]
 
 
 def _is_mono(fontname: str) -> bool:
@@ -191,9 +192,10 @@ def _page_blocks(
 ) -> list[Block]:
     items: list[tuple[float, Block]] = []
     for table in page["tables"]:
-        header, *rows = table["rows"]
-        for _, path, text in table_rows(header, rows):
-            items.append((table["top"], Block("row", text, 0, path, page=number)))
+        # A cell's line breaks are where its text wrapped, not paragraphs.
+        rows = [[" ".join((cell or "").split()) for cell in row] for row in table["rows"]]
+        for block in table_blocks(rows, page=number):
+            items.append((table["top"], block))
     lines = page["lines"]
     left = min((line["x0"] for line in lines), default=0.0)
     widest = max((line["x1"] - line["x0"] for line in lines), default=1.0)
@@ -242,7 +244,8 @@ def _page_blocks(
             if paragraph and listing and filled and not new_paragraph:
                 paragraph[-1] += " " + text
             else:
-                paragraph.append(f"• {text}")
+                # A list that prints its own markers ("3.", "•") keeps them, and only them.
+                paragraph.append(text if BULLET_RE.match(text) else f"• {text}")
         elif paragraph and not listing:
             paragraph[-1] += " " + text
         else:
