@@ -37,6 +37,8 @@ class Block:
     source_start: int | None = None
     source_end: int | None = None
     page: int | None = None
+    # The rows of one table share a number (rag.ingest.tables), so passages can tell tables apart.
+    table: int | None = None
 
 
 def clean_line(text: str) -> str:
@@ -50,7 +52,10 @@ def render(
     """One document from its blocks; None when no block has body text.
 
     ``title`` names the document (front matter, a title style, else the first H1 or the file
-    name): a level-1 heading equal to it is not repeated as a section.
+    name): a level-1 heading equal to it is not repeated as a section. Other headings are
+    written into the text on lines of their own, as a reader sees them, and each section
+    remembers where the headings written just before it start (``Section.head``); a section's
+    spans hold only its body.
     """
     parts: list[str] = []
     pos = 0
@@ -58,6 +63,7 @@ def render(
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
     pending: list[tuple[int, int]] = []
+    head: int | None = None
 
     def add(block: Block, text: str) -> tuple[int, int]:
         nonlocal pos
@@ -73,9 +79,14 @@ def render(
     def path() -> tuple[str, ...]:
         return (title, *(t for _, t in stack))
 
+    def section(*args: Any, **kwargs: Any) -> None:
+        nonlocal head
+        sections.append(Section(*args, **kwargs, head=head))
+        head = None
+
     def flush() -> None:
         if pending:
-            sections.append(Section(path(), tuple(pending)))
+            section(path(), tuple(pending))
             pending.clear()
 
     for block in blocks:
@@ -89,6 +100,8 @@ def render(
             while stack and stack[-1][0] >= block.level:
                 stack.pop()
             stack.append((block.level, text))
+            start, _ = add(block, text.replace("\n", " "))
+            head = start if head is None else head
             continue
         span = add(block, text)
         if block.kind == "text":
@@ -96,9 +109,9 @@ def render(
             continue
         flush()
         if block.kind == "code":
-            sections.append(Section(path(), (span,), "code"))
+            section(path(), (span,), "code")
         else:
-            sections.append(Section((*path(), *(p for p in block.path if p)), (span,), "row"))
+            section((*path(), *(p for p in block.path if p)), (span,), "row", table=block.table)
     flush()
     if not sections:
         return None

@@ -59,9 +59,9 @@ def parse_docx(data: bytes, source: str) -> list[Document]:
         if element.tag == f"{W}tbl":
             flush()
             table = Table(element, document)
-            rows = [[cell_text(cell._tc) for cell in row.cells] for row in table.rows]
+            rows = [_row_cells(row) for row in table.rows]
             if rows:
-                blocks.extend(table_blocks(_dedupe_merged(rows), _header_rows(element)))
+                blocks.extend(table_blocks(rows, _header_rows(element)))
             return
         paragraph = Paragraph(element, document)
         text = clean_line(paragraph_text(element))
@@ -281,12 +281,12 @@ def _roman(n: int) -> str:
     return out
 
 
-def _dedupe_merged(rows: list[list[str]]) -> list[list[str]]:
-    """python-docx repeats a merged cell's text in every cell it spans: keep it once."""
-    out = []
-    for row in rows:
-        cells: list[str] = []
-        for i, cell in enumerate(row):
-            cells.append("" if i and cell == row[i - 1] and cell else cell)
-        out.append(cells)
+def _row_cells(row: Any) -> list[str | None]:
+    """A row's cell texts; python-docx repeats a cell spanning columns in each column it
+    covers, which is None here after the first (a cell spanning rows keeps its text in each)."""
+    out: list[str | None] = []
+    previous = None
+    for cell in row.cells:
+        out.append(None if cell._tc is previous else cell_text(cell._tc))
+        previous = cell._tc
     return out

@@ -185,19 +185,49 @@ def _list_lines(node: LexborNode, depth: int) -> list[str]:
     return lines
 
 
-def _table(node: LexborNode) -> tuple[list[list[str]], int | None]:
-    """The table's rows of cell texts (paragraphs and items one line each) and how many are
-    its header: the leading rows of ``<th>`` cells; none when ``<th>`` only heads rows; None
-    (guess) when the table has no ``<th>`` at all."""
-    rows: list[list[str]] = []
+def _table(node: LexborNode) -> tuple[list[list[str | None]], int | None]:
+    """The table's grid of cells (paragraphs and items one line each; a cell spanning rows
+    repeated in each, one spanning columns None in the columns it covers) and how many rows
+    are its header: those of its ``<thead>``, else the leading rows of ``<th>`` cells (none
+    when ``<th>`` only heads rows); None (guess) when the table has no ``<th>`` at all."""
+    grid: list[list[str | None]] = []
     kinds: list[set[str]] = []
+    below: dict[int, tuple[int, str]] = {}  # column -> (rows still covered, text)
     for tr in node.css("tr"):
+        row: list[str | None] = []
         cells = [c for c in tr.iter() if c.tag in ("th", "td")]
-        rows.append(["\n".join(_lines(c)) for c in cells])
-        kinds.append({c.tag for c in cells})
+        kinds.append({c.tag or "" for c in cells})
+        queue = list(cells)
+        while queue or any(j >= len(row) for j in below):
+            j = len(row)
+            if j in below:
+                left, text = below[j]
+                row.append(text)
+                below[j] = (left - 1, text)
+                if left <= 1:
+                    del below[j]
+                continue
+            if not queue:
+                break
+            cell = queue.pop(0)
+            text = "\n".join(_lines(cell))
+            cols, rows = _span(cell, "colspan"), _span(cell, "rowspan")
+            for k in range(cols):
+                row.append(text if k == 0 else None)
+                if rows > 1:
+                    below[j + k] = (rows - 1, text if k == 0 else None)
+        grid.append(row)
     if not any("th" in k for k in kinds):
-        return rows, None
+        return grid, None
+    thead = node.css_first("thead")
+    if thead is not None:
+        return grid, len(thead.css("tr"))
     header = 0
-    while header < len(rows) and kinds[header] == {"th"}:
+    while header < len(grid) and kinds[header] == {"th"}:
         header += 1
-    return rows, header
+    return grid, header
+
+
+def _span(cell: LexborNode, name: str) -> int:
+    value = (cell.attributes.get(name) or "1").strip()
+    return min(int(value), 100) if value.isdigit() and int(value) > 0 else 1

@@ -87,7 +87,11 @@ def _read_page(page: Any) -> dict[str, Any]:
     tables = []
     for table in page.find_tables():
         # A word hyphenated at a cell's line break ("on-" / "call") is one word again.
-        rows = [[_HYPHEN_BREAK_RE.sub("", cell or "") for cell in row] for row in table.extract()]
+        # None marks a position covered by a merged cell.
+        rows = [
+            [None if cell is None else _HYPHEN_BREAK_RE.sub("", cell) for cell in row]
+            for row in table.extract()
+        ]
         if rows:
             tables.append({"top": table.bbox[1], "bbox": table.bbox, "rows": rows})
     lines = []
@@ -138,7 +142,7 @@ def _join_split_tables(pages: list[dict[str, Any]]) -> None:
                 if rows and not (rows[0][0] or "").strip():
                     last = target["rows"][-1]
                     target["rows"][-1] = [
-                        f"{a} {b}".strip() for a, b in zip(last, rows[0], strict=False)
+                        f"{a or ''} {b or ''}".strip() for a, b in zip(last, rows[0], strict=False)
                     ]
                     rows = rows[1:]
                 target["rows"].extend(rows)
@@ -152,6 +156,19 @@ def _join_split_tables(pages: list[dict[str, Any]]) -> None:
                 open_table = tail.get("into", tail)
     for page in pages:
         page["tables"] = [t for t in page["tables"] if t["rows"]]
+
+
+def _grid(rows: list[list[str | None]]) -> list[list[str | None]]:
+    """Cells as rag.ingest.tables reads them. A cell's line breaks are where its text wrapped,
+    not paragraphs. A merged cell leaves None where it covers: in the first column that is a
+    row label spanning rows, repeated in each; elsewhere a cell spanning from the left."""
+    out: list[list[str | None]] = []
+    for row in rows:
+        cells = [None if c is None else " ".join(c.split()) for c in row]
+        if cells and cells[0] is None:
+            cells[0] = out[-1][0] if out and out[-1] else ""
+        out.append(cells)
+    return out
 
 
 def _is_mono(fontname: str) -> bool:
@@ -193,7 +210,7 @@ def _page_blocks(
     items: list[tuple[float, Block]] = []
     for table in page["tables"]:
         # A cell's line breaks are where its text wrapped, not paragraphs.
-        rows = [[" ".join((cell or "").split()) for cell in row] for row in table["rows"]]
+        rows = _grid(table["rows"])
         for block in table_blocks(rows, page=number):
             items.append((table["top"], block))
     lines = page["lines"]

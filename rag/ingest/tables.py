@@ -1,11 +1,15 @@
 """Tables as labelled lines: every cell with the labels that say what it is about.
 
-The parsers of marked-up formats (markdown, HTML, DOCX, PDF) reduce a table to rows of cell
-texts and call ``table_blocks``. A table's header rows give the column labels; the first cell
-of a row is its own label ("Scope"); a row whose other cells are all empty is a group label
-("Skill") that the rows below it are filed under. A cell becomes the line "column label, row
-label: cell" ("Senior Programmer (L3), Scope: Capable of ..."), so a passage cut from the rows
-still says which level and which category each cell describes.
+The parsers of marked-up formats (markdown, HTML, DOCX, PDF) reduce a table to rows of cells
+and call ``table_blocks``. A cell is its text, its paragraphs and list items on lines of their
+own, or None where a cell spanning from the left covers it. A table's header rows give the
+column labels (a label spanning several columns heads each of them). The first cell of a row
+is its own label ("Scope") when it reads as one; a row whose other cells are all empty is a
+group label ("Skill", "M3") that the rows below it are filed under, and the label of those
+rows whose first cell is content rather than a label. Every paragraph of a cell becomes the
+line "column label, row label: text" ("Senior Programmer (L3), Scope: Capable of ..."), so a
+passage cut anywhere in a table, even inside a long cell, still says which level and which
+category each line describes. A cell spanning every value column is "row label: text".
 
 Every word the table shows is kept: rows above the header (a caption such as "Version 2") and
 the rows of a one-column table become text, not labels of nothing.
@@ -13,6 +17,8 @@ the rows of a one-column table become text, not labels of nothing.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Sequence
 
 from rag.ingest.blocks import Block, clean_line
@@ -22,12 +28,20 @@ from rag.ingest.blocks import Block, clean_line
 # about seniors rather than a row that mentions every level.
 COLUMN_PASSAGES = True
 GRID_MIN = 3
+# A cell's paragraph longer than this is cut between sentences into lines that each carry the
+# labels, so a passage boundary inside a long cell still leaves every piece labelled (lines up
+# to this length fit in a default passage whole).
+LONG_CELL = 600
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+# Each table's rows share a number; numbers are only ever compared within one document.
+_TABLES = itertools.count()
 
 Span = tuple[int | None, int | None]
+Cell = str | None
 
 
 def table_blocks(
-    rows: Sequence[Sequence[str]],
+    rows: Sequence[Sequence[Cell]],
     header_rows: int | None = None,
     *,
     row_spans: Sequence[Span] | None = None,
@@ -39,8 +53,9 @@ def table_blocks(
 
     ``header_rows`` is how many leading rows are the header when the format says so (a GFM
     table's first row, HTML ``<th>`` rows, DOCX repeated header rows); None guesses it: the
-    first row with at least two filled cells, the rows above it being a caption. ``row_spans``
-    gives each row's span in the source file, ``span`` the whole table's.
+    first row with at least two filled cells when they read as labels, the rows above it being
+    a caption. ``row_spans`` gives each row's span in the source file, ``span`` the whole
+    table's.
     """
     cells = [[_cell(c) for c in row] for row in rows]
     spans = list(row_spans) if row_spans is not None else [span] * len(cells)
@@ -60,21 +75,30 @@ def table_blocks(
         out.append(Block("text", "\n".join(caption), 0, (), *spans[0], page))
     header = _header(cells[lead:header_rows])
     labelled = _rows(header, cells[header_rows:])
+    rows_id, columns_id = next(_TABLES), next(_TABLES)
     for n, path, text in labelled:
-        out.append(Block("row", text, 0, path, *spans[header_rows + n], page))
+        out.append(Block("row", text, 0, path, *spans[header_rows + n], page, rows_id))
     if COLUMN_PASSAGES:
         for _, path, text in _columns(header, labelled):
-            out.append(Block("row", text, 0, path, *span, page))
+            out.append(Block("row", text, 0, path, *span, page, columns_id))
     return out
 
 
-def _cell(text: str | None) -> str:
-    return clean_line(text or "").replace("\n", " ")
+def label_like(text: str) -> bool:
+    """Whether a cell reads as a label ("Scope", "Senior Engineer (L3)"), not as content."""
+    return 0 < len(text) <= 80 and "\n" not in text and not text.endswith(".")
 
 
-def _guess_header(cells: list[list[str]]) -> int:
+def _cell(text: Cell) -> Cell:
+    if text is None:
+        return None
+    lines = (clean_line(line) for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def _guess_header(cells: list[list[Cell]]) -> int:
     """Rows up to and including the first with two filled cells, when those cells read as
-    labels; 0 when that row holds sentences (a table with no header)."""
+    labels; 0 when that row holds content (a table with no header)."""
     for i, row in enumerate(cells):
         filled = [c for c in row if c]
         if len(filled) >= 2:
@@ -82,25 +106,24 @@ def _guess_header(cells: list[list[str]]) -> int:
     return 0
 
 
-def label_like(text: str) -> bool:
-    """Whether a cell reads as a label ("Scope", "Senior Engineer (L3)"), not as a sentence."""
-    return 0 < len(text) <= 80 and not text.endswith(".")
-
-
-def _header(rows: Sequence[Sequence[str]]) -> list[str]:
-    """One label per column: the header rows' texts of that column, each once."""
+def _header(rows: Sequence[Sequence[Cell]]) -> list[str]:
+    """One label per column: the header rows' texts of that column, each once; a header cell
+    spanning several columns heads each of them."""
     width = max((len(r) for r in rows), default=0)
-    out = []
-    for j in range(width):
-        parts = [r[j] for r in rows if j < len(r) and r[j]]
-        out.append(" ".join(dict.fromkeys(parts)))
-    return out
+    filled = []
+    for row in rows:
+        out: list[str] = []
+        for j in range(width):
+            cell = row[j] if j < len(row) else ""
+            out.append(out[-1] if cell is None and out else " ".join((cell or "").split()))
+        filled.append(out)
+    return [" ".join(dict.fromkeys(r[j] for r in filled if r[j])) for j in range(width)]
 
 
 def _rows(
-    header: Sequence[str], rows: Sequence[Sequence[str]]
+    header: Sequence[str], rows: Sequence[Sequence[Cell]]
 ) -> list[tuple[int, tuple[str, ...], str]]:
-    """Each data row as (row index, path, text), every cell with its column label.
+    """Each data row as (row index, path, text), every paragraph of a cell with its labels.
 
     A group label is written once, above the first row filed under it, so its words are in
     the text as well as in the path of every row under it.
@@ -111,26 +134,56 @@ def _rows(
     for n, cells in enumerate(rows):
         if not any(cells):
             continue
-        label = cells[0] or f"Row {n + 1}"
-        rest = cells[1:]
-        path = (group, label) if group else (label,)
-        if rest and not any(rest):
+        first = cells[0] or ""
+        own = label_like(first)
+        rest = list(cells[1:])
+        if own and rest and not any(rest):
             after = next((rows[m] for m in filled if m > n), None)
             if after is not None and any(after[1:]):
-                group = announce = label
+                group = announce = first
                 continue
-            rest = []  # a label over no row (another label follows, or none): text
+        label = first if own else group
+        path = tuple(p for p in ((group, first) if own and group != first else (label,)) if p)
+        values = list(enumerate(cells)) if not own else list(enumerate(rest, start=1))
         lines = [announce] if announce else []
         announce = ""
-        if not rest:
-            lines.append(label)
-        for j, cell in enumerate(rest, start=1):
-            if not cell:
-                continue
-            column = header[j].strip() if j < len(header) else ""
-            lines.append(f"{column}, {label}: {cell}" if column else f"{label}: {cell}")
-        out.append((n, path, "\n".join(lines)))
+        if own and not any(rest):
+            lines.append(first)  # a label over no row: its words are text
+        others = [c for _, c in values[1:]]
+        # One text across the row: a cell spanning every value column, or a row of content
+        # with no label of its own and nothing beside it.
+        spanning = (
+            bool(values and values[0][1])
+            and bool(others)
+            and (all(c is None for c in others) if own else not any(others))
+        )
+        for j, cell in values:
+            column = "" if spanning else header[j] if j < len(header) else ""
+            for paragraph in (cell or "").split("\n"):
+                for line in _pieces(paragraph):
+                    lines.append(_line(column, label, line))
+        if lines:
+            out.append((n, path, "\n".join(lines)))
     return out
+
+
+def _pieces(paragraph: str) -> list[str]:
+    """A cell's paragraph, cut between sentences into lines of at most ``LONG_CELL``
+    characters, each of which will carry the labels."""
+    if len(paragraph) <= LONG_CELL:
+        return [paragraph] if paragraph else []
+    out: list[str] = []
+    for sentence in _SENTENCE_END_RE.split(paragraph):
+        if out and len(out[-1]) + 1 + len(sentence) <= LONG_CELL:
+            out[-1] += " " + sentence
+        else:
+            out.append(sentence)
+    return out
+
+
+def _line(column: str, label: str, text: str) -> str:
+    labels = ", ".join(x for x in (column, label) if x)
+    return f"{labels}: {text}" if labels else text
 
 
 def _columns(

@@ -24,6 +24,15 @@ pandoc -f gfm -t html words.md | pandoc -f html -t docx --metadata title="Leave 
 chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
     --disable-component-update --disable-sync --user-data-dir="$(mktemp -d)" \
     --no-pdf-header-footer --print-to-pdf="$PWD/words.pdf" "file://$PWD/words.html" 2>/dev/null
+# Passages that stand on their own: a lead-in before its list, a question before its answer, a
+# one-line section beside a full one, a level grid with spanning cells and a cell of ten items.
+pandoc -f gfm passages.md -s --self-contained --css style.css --metadata title="Engineering Handbook" \
+    --variable title="" -o passages.html
+pandoc -f gfm -t html passages.md | pandoc -f html -t docx --metadata title="Engineering Handbook" \
+    -o passages.docx
+chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+    --disable-component-update --disable-sync --user-data-dir="$(mktemp -d)" \
+    --no-pdf-header-footer --print-to-pdf="$PWD/passages.pdf" "file://$PWD/passages.html" 2>/dev/null
 # What python-docx's paragraph.text misses, written by LibreOffice: a tracked insertion (and a
 # deletion), a text box, a hyperlink, lettered and numbered lists, no core title.
 soffice --headless --convert-to docx --outdir . expenses.fodt
