@@ -135,7 +135,8 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
     ]  # fmt: skip
     out: list[Chunk] = []
     seen: set[str] = set()
-    for piece in merge_small(doc.text, pieces, settings.max_chars, HARD_MAX_CHARS):
+    merged = merge_small(doc.text, pieces, settings.max_chars, HARD_MAX_CHARS, settings.min_chars)
+    for piece in merged:
         start, end = piece.start, piece.end
         text = doc.text[start:end]
         digest = hashlib.sha1(f"{'/'.join(piece.path)}\n{text}".encode()).hexdigest()[:10]

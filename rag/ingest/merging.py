@@ -2,11 +2,10 @@
 
 A section of a link line ("See guidance on promotions here."), a course title, a date row or a
 one-line answer cannot answer a question on its own, yet ranks first whenever its few words
-match. Such a passage is joined to the passage beside it: a text passage to the next one when
-that one is its sibling or its child (the heading it sits under goes on), else to the previous
-one; a table row to the rows beside it in the same table, as many as fit. A passage that
-ends on a lead-in (":") joins the next one the same way when both fit, so the list, steps or
-sub-sections it announces follow it. The joined passage is
+match. Such a passage is joined to a full passage beside it (one at least as long as the
+chunker's shortest split, ChunkerSettings.min_chars): a text passage to the next one when that
+one is its sibling or its child (the heading it sits under goes on), else to the previous one;
+a table row to the rows beside it in the same table, as many as fit. The joined passage is
 still an exact span of the document's text: it starts at the headings that open its first part
 when they are not in its heading path (which becomes the path the parts share), so every
 heading stays inline, above the text it names.
@@ -36,21 +35,19 @@ class Piece:
     table: int | None = None
 
 
-def merge_small(text: str, pieces: Sequence[Piece], max_chars: int, hard_max: int) -> list[Piece]:
-    """``pieces`` (in text order) with every small one joined to a neighbour where one fits:
-    within ``max_chars`` if possible, else within ``hard_max``."""
+def merge_small(
+    text: str, pieces: Sequence[Piece], max_chars: int, hard_max: int, full: int
+) -> list[Piece]:
+    """``pieces`` (in text order) with every small one joined to a neighbour of at least
+    ``full`` characters where one fits: within ``max_chars`` if possible, else within
+    ``hard_max``."""
     out = _pack_rows(text, list(pieces), max_chars)
     while True:
         for i, piece in enumerate(out):
-            if piece.kind != "text":
+            if piece.kind != "text" or not _small(text, piece):
                 continue
-            if _small(text, piece):
-                j = _neighbour(text, out, i, max_chars)
-                j = _neighbour(text, out, i, hard_max) if j is None else j
-            elif _lead_in(text, piece):
-                j = _next_under_parent(out, i, text, max_chars)
-            else:
-                continue
+            j = _neighbour(text, out, i, max_chars, full)
+            j = _neighbour(text, out, i, hard_max, full) if j is None else j
             if j is not None:
                 a, b = min(i, j), max(i, j)
                 out[a : b + 1] = [_join(out[a], out[b])]
@@ -63,26 +60,11 @@ def _small(text: str, piece: Piece) -> bool:
     return len(text[piece.start : piece.end].strip()) < MIN_PASSAGE_CHARS
 
 
-def _lead_in(text: str, piece: Piece) -> bool:
-    """Whether a passage ends announcing what follows ("... the following courses:")."""
-    return text[piece.start : piece.end].rstrip().endswith(":")
-
-
-def _next_under_parent(pieces: list[Piece], i: int, text: str, limit: int) -> int | None:
-    """The next piece, when it is text under the same parent heading and the two fit."""
-    piece = pieces[i]
-    if i + 1 >= len(pieces):
-        return None
-    nxt = pieces[i + 1]
-    if nxt.kind != "text" or nxt.path[: len(piece.path) - 1] != piece.path[:-1]:
-        return None
-    return i + 1 if nxt.end - _join(piece, nxt).start <= limit else None
-
-
-def _neighbour(text: str, pieces: list[Piece], i: int, limit: int) -> int | None:
+def _neighbour(text: str, pieces: list[Piece], i: int, limit: int, full: int) -> int | None:
     """The piece a small text piece joins within ``limit``: the next one when it is under the
-    same parent heading (a sibling or a child), else the previous one; never another small
-    one (a document of small sections only, a short note say, is left as it is)."""
+    same parent heading (a sibling or a child), else the previous one; only one of at least
+    ``full`` characters, which holds enough to be what a question should find (a document of
+    short sections only, a note say, is left as it is)."""
     piece = pieces[i]
     candidates = []
     if i + 1 < len(pieces):
@@ -92,8 +74,8 @@ def _neighbour(text: str, pieces: list[Piece], i: int, limit: int) -> int | None
     if i > 0 and pieces[i - 1].kind == "text":
         candidates.append(i - 1)
     for j in candidates:
-        if _small(text, pieces[j]):
-            continue  # joined to another small one, it would still answer nothing
+        if len(text[pieces[j].start : pieces[j].end].strip()) < full:
+            continue
         a, b = pieces[min(i, j)], pieces[max(i, j)]
         if len(text[_join(a, b).start : b.end]) <= limit:
             return j
