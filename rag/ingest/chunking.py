@@ -104,6 +104,8 @@ class _Unit:
     end: int
     strong: bool  # a good place to start a chunk: a paragraph or a numbered item
     tail: str = ""  # its last character: ":" ends a lead-in, "?" a question
+    depth: int = 0  # the indent of its line: a nested item is deeper than its label
+    opens: bool = False  # the first unit of a block (a paragraph or a list)
 
 
 _INLINE_ITEM_RE = re.compile(r"\s(?=(?:[-•*]|\d{1,2}[.)])\s+\S)")
@@ -170,11 +172,12 @@ def _units(text: str, spans: Iterable[tuple[int, int]], max_chars: int) -> Itera
         if len(lines) > 1 or BULLET_RE.match(text[s:e]):
             for i, (ls, le) in enumerate(lines):
                 strong = i == 0 or bool(NUMBERED_RE.match(text[ls:le]))
-                yield from _sentences(text, ls, le, max_chars, strong)
+                depth = ls - (text.rfind("\n", 0, ls) + 1)
+                yield from _sentences(text, ls, le, max_chars, strong, depth, i == 0)
         else:
             pieces = _split_at(text, s, e, _INLINE_ITEM_RE)
             for i, (ps, pe) in enumerate(pieces):
-                yield from _sentences(text, ps, pe, max_chars, i == 0)
+                yield from _sentences(text, ps, pe, max_chars, i == 0, 0, i == 0)
 
 
 def _line_spans(text: str, s: int, e: int) -> list[tuple[int, int]]:
@@ -203,21 +206,23 @@ def _split_at(text: str, s: int, e: int, pattern: re.Pattern[str]) -> list[tuple
     return pieces
 
 
-def _sentences(text: str, s: int, e: int, max_chars: int, strong: bool) -> Iterator[_Unit]:
+def _sentences(
+    text: str, s: int, e: int, max_chars: int, strong: bool, depth: int = 0, opens: bool = False
+) -> Iterator[_Unit]:
     if e - s <= max_chars:
-        yield _Unit(s, e, strong, text[e - 1])
+        yield _Unit(s, e, strong, text[e - 1], depth, opens)
         return
     for i, (a, b) in enumerate(_split_at(text, s, e, _SENTENCE_RE)):
         while b - a > max_chars:  # one enormous sentence: cut at the last space that fits
             cut = text.rfind(" ", a, a + max_chars)
             cut = cut if cut > a else a + max_chars
-            yield _Unit(a, cut, strong and i == 0, text[cut - 1])
+            yield _Unit(a, cut, strong and i == 0, text[cut - 1], depth, opens and i == 0)
             a = cut
             while a < b and text[a].isspace():
                 a += 1
             i = 1
         if b > a:
-            yield _Unit(a, b, strong and i == 0, text[b - 1])
+            yield _Unit(a, b, strong and i == 0, text[b - 1], depth, opens and i == 0)
 
 
 def _pack(units: list[_Unit], settings: ChunkerSettings) -> Iterator[tuple[int, int]]:
@@ -258,8 +263,13 @@ def _pack(units: list[_Unit], settings: ChunkerSettings) -> Iterator[tuple[int, 
 
 
 def _binds(units: list[_Unit], k: int) -> bool:
-    """Whether ``units[k]`` belongs with the unit after it: a lead-in ending in ":" with its
-    list, a question with its answer (a question followed by another is a list of them)."""
-    if units[k].tail == ":":
-        return True
-    return units[k].tail == "?" and k + 1 < len(units) and units[k + 1].tail != "?"
+    """Whether ``units[k]`` belongs with the unit after it: a lead-in ending in ":" with what
+    it announces (a new block, or items nested under it; an item ending in ":" followed by a
+    sibling announces nothing), a question with its answer (a question followed by another is
+    a list of them)."""
+    if k + 1 >= len(units):
+        return False
+    unit, after = units[k], units[k + 1]
+    if unit.tail == ":":
+        return after.opens or after.depth > unit.depth
+    return unit.tail == "?" and after.tail != "?"
