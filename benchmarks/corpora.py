@@ -13,8 +13,8 @@ Corpora, each with the question sets written for it before any result was seen:
 Each corpus also has a quality set (tests/data/quality: 30 answerable questions and 12
 near-misses), scored with the answers and refusals by benchmarks/quality.py. Each index is
 built under .cache/eval/ only when missing or stale. The tables go to stdout and
-benchmarks/EVAL.md, the chart to docs/eval.png; ``--only`` scores some corpora and writes
-neither unless ``--out`` is given.
+benchmarks/EVAL.md, the per-question quality results to benchmarks/quality.json, the chart to
+docs/eval.png; ``--only`` scores some corpora and writes none of them unless asked.
 """
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args.out = args.out or ROOT / "benchmarks" / "EVAL.md"
         args.plot = args.plot or ROOT / "docs" / "eval.png"
+        args.json = args.json or ROOT / "benchmarks" / "quality.json"
     lines = [
         "| corpus | set | n | " + " | ".join(MODES) + " |",
         "|---|---|---|" + "---|" * len(MODES),
