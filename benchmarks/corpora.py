@@ -6,10 +6,15 @@ Corpora, each with the question sets written for it before any result was seen:
 - ``handbook``: ../shared/corpora/handbook, the 37signals employee handbook (markdown), plus the
   same files printed to PDF by Chromium and converted to DOCX by pandoc
   (benchmarks/corpora/convert.sh), so every format is held to the markdown's figures;
-- ``interview``: benchmarks/corpora/interview_handbook, a Docusaurus docs site (MIT).
+- ``interview``: benchmarks/corpora/interview_handbook, a Docusaurus docs site (MIT);
+- ``sourcegraph``: ../shared/corpora/sourcegraph/docx, the Sourcegraph handbook as DOCX;
+- ``18f``: ../shared/corpora/18f/html, the TTS/18F handbook as HTML pages.
 
-Each index is built under .cache/eval/ only when missing or stale. The table goes to stdout
-and benchmarks/EVAL.md, the chart to docs/eval.png.
+Each corpus also has a quality set (tests/data/quality: 30 answerable questions and 12
+near-misses), scored with the answers and refusals by benchmarks/quality.py. Each index is
+built under .cache/eval/ only when missing or stale. The tables go to stdout and
+benchmarks/EVAL.md, the per-question quality results to benchmarks/quality.json, the chart to
+docs/eval.png; ``--only`` scores some corpora and writes none of them unless asked.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
+QUALITY = DATA / "quality"
 SHARED = ROOT.parent / "shared"
 CACHE = ROOT / ".cache" / "eval"
 MODES = ("dense", "sentence", "bm25", "hybrid")
@@ -38,6 +44,18 @@ class Corpus:
     name: str
     path: Path
     sets: tuple[Path, ...]
+    # The name of its sets in tests/data/quality (the handbook's conversions share the handbook's).
+    quality: str | None = None
+
+    @property
+    def questions(self) -> Path | None:
+        """Its quality set of answerable questions."""
+        return QUALITY / f"{self.quality}.questions.jsonl" if self.quality else None
+
+    @property
+    def nearmiss(self) -> Path | None:
+        """Its quality set of near-misses, which it never answers."""
+        return QUALITY / f"{self.quality}.nearmiss.jsonl" if self.quality else None
 
 
 def corpora(with_conversions: bool = True) -> list[Corpus]:
@@ -46,18 +64,23 @@ def corpora(with_conversions: bool = True) -> list[Corpus]:
     guide_sets = (dev if dev.exists() else DATA / "dev_questions.jsonl",
                   DATA / "questions.jsonl", DATA / "conversations.jsonl",
                   DATA / "holdout_questions.jsonl", DATA / "holdout_conversations.jsonl")  # fmt: skip
-    out = [Corpus("guide", ROOT / "corpus", guide_sets)]
+    out = [Corpus("guide", ROOT / "corpus", guide_sets, "guide")]
     handbook = SHARED / "corpora" / "handbook"
     hb_sets = (DATA / "handbook_questions.jsonl", DATA / "handbook_conversations.jsonl")
     if handbook.is_dir():
-        out.append(Corpus("handbook", handbook, hb_sets))
+        out.append(Corpus("handbook", handbook, hb_sets, "handbook"))
         if with_conversions:
             converted = convert(handbook)
             if converted is not None:
-                out.append(Corpus("handbook-pdf", converted / "pdf", hb_sets))
-                out.append(Corpus("handbook-docx", converted / "docx", hb_sets))
+                out.append(Corpus("handbook-pdf", converted / "pdf", hb_sets, "handbook"))
+                out.append(Corpus("handbook-docx", converted / "docx", hb_sets, "handbook"))
     interview = ROOT / "benchmarks" / "corpora" / "interview_handbook" / "contents"
-    out.append(Corpus("interview", interview, (DATA / "interview_handbook_questions.jsonl",)))
+    out.append(Corpus("interview", interview, (DATA / "interview_handbook_questions.jsonl",),
+                      "interview"))  # fmt: skip
+    for name, form in (("sourcegraph", "docx"), ("18f", "html")):
+        folder = SHARED / "corpora" / name / form
+        if folder.is_dir():
+            out.append(Corpus(name, folder, (), name))
     return out
 
 
@@ -91,31 +114,50 @@ def rag(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build what is stale, score every corpus, write the table and the chart."""
+    """Build what is stale, score every corpus, write the tables and the chart."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-conversions", action="store_true", help="markdown only")
-    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "eval.png")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "EVAL.md")
+    parser.add_argument("--only", help="comma-separated corpus names (e.g. sourcegraph,18f)")
+    parser.add_argument("--plot", type=Path, help="the chart (default docs/eval.png)")
+    parser.add_argument("--out", type=Path, help="the tables (default benchmarks/EVAL.md)")
+    parser.add_argument("--json", type=Path, help="every quality figure, per question")
+    parser.add_argument(
+        "--rebuild", action="store_true",
+        help="re-index even when the index looks fresh (parser code changed, version not bumped)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     import json
 
+    from benchmarks import quality
     from rag.evaluation import Report, plot_reports
 
+    names = [n.strip() for n in (args.only or "").split(",") if n.strip()]
+    # The conversions are made only when they are scored.
+    conversions = not args.no_conversions and (not names or any("-" in n for n in names))
+    chosen = corpora(conversions)
+    if names:
+        unknown = sorted(set(names) - {c.name for c in chosen})
+        if unknown:
+            parser.error(
+                f"unknown corpus {', '.join(unknown)}: use {', '.join(c.name for c in chosen)}"
+            )
+        chosen = [c for c in chosen if c.name in names]
+    else:
+        args.out = args.out or ROOT / "benchmarks" / "EVAL.md"
+        args.plot = args.plot or ROOT / "docs" / "eval.png"
+        args.json = args.json or ROOT / "benchmarks" / "quality.json"
     lines = [
-        "# Retrieval on every corpus",
-        "",
-        f"`make eval`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, shipped defaults. Cells are "
-        "hit@1 / hit@5 / MRR@10.",
-        "",
         "| corpus | set | n | " + " | ".join(MODES) + " |",
         "|---|---|---|" + "---|" * len(MODES),
     ]
     charts: dict[str, list[Report]] = {}
-    for corpus in corpora(not args.no_conversions):
+    scores: dict[str, dict] = {}
+    for corpus in chosen:
         index = CACHE / corpus.name
         common = ["--corpus", str(corpus.path), "--index", str(index)]
-        rag("index", "--if-stale", *common)
-        result = json.loads(rag("eval", *common, *map(str, corpus.sets), "--json").stdout)
+        rag("index", *([] if args.rebuild else ["--if-stale"]), *common)
+        sets = [*corpus.sets, *([corpus.questions] if corpus.questions else [])]
+        result = json.loads(rag("eval", *common, *map(str, sets), "--json").stdout)
         for entry in result["sets"]:
             reports = [Report(**r) for r in entry["reports"]]
             name = Path(entry["path"]).stem
@@ -123,11 +165,28 @@ def main(argv: list[str] | None = None) -> int:
             row = f"| {corpus.name} | {name} | {reports[0].n} | " + " | ".join(cells) + " |"
             lines.append(row)
             print(row, flush=True)
-            if not corpus.name.startswith("handbook-"):
+            if not corpus.name.startswith("handbook-") and entry["path"] != str(corpus.questions):
                 charts[f"{corpus.name}: {name}"] = reports
-    args.out.write_text("\n".join(lines) + "\n")
-    plot_reports(charts, args.plot)
-    print(f"table written to {args.out}, chart to {args.plot}")
+            if entry["path"] == str(corpus.questions):
+                hybrid = next(r for r in reports if r.name == "hybrid")
+                scores[corpus.name] = quality.score(corpus, index, hybrid)
+                print(quality.row(corpus.name, scores[corpus.name]), flush=True)
+    table = quality.table(scores)
+    print("\n".join(table))
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    if args.json:
+        args.json.write_text(json.dumps({"when": stamp, "corpora": scores}, indent=1) + "\n")
+    if args.out:
+        args.out.write_text("\n".join([
+            "# Retrieval on every corpus", "",
+            f"`make eval`, {stamp}, shipped defaults.", "",
+            "## Quality sets (tests/data/quality)", "", *quality.LEGEND, "", *table, "",
+            "## Every question set", "", "Cells are hit@1 / hit@5 / MRR@10.", "", *lines,
+        ]) + "\n")  # fmt: skip
+        print(f"tables written to {args.out}")
+    if args.plot:
+        plot_reports(charts, args.plot)
+        print(f"chart written to {args.plot}")
     return 0
 
 

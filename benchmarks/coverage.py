@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,38 +34,60 @@ TARGETS = {"answered": 0.95, "refused": 0.90}
 def signals() -> list[dict[str, Any]]:
     """Coverage signals of every in-domain and off-topic question on every corpus."""
     from rag.config import Settings
-    from rag.evaluation import load_questions, normalise
+    from rag.evaluation import load_questions
     from rag.search.retriever import Retriever
 
-    off = [json.loads(line) for line in OFFTOPIC.read_text().splitlines() if line.strip()]
+    off = offtopic()
     rows = []
     for corpus in corpora(with_conversions=False):
+        if not corpus.sets:
+            continue  # a corpus with only the quality sets (benchmarks/quality.py)
         index = CACHE / corpus.name
         rag("index", "--if-stale", "--corpus", str(corpus.path), "--index", str(index))
         retriever = Retriever.from_settings(Settings(index_dir=index, corpus_dir=corpus.path))
         asked = [
-            ("in", q.id, q.question, "in-domain")
+            Asked("in", q.id, q.question, "in-domain", tuple(q.evidence))
             for path in corpus.sets
             if "conversations" not in path.name
             for q in load_questions(path)
         ]
-        asked += [("off", o["id"], o["question"], o["kind"]) for o in off]
-        evidence = {
-            q.id: q.evidence
-            for path in corpus.sets
-            if "conversations" not in path.name
-            for q in load_questions(path)
-        }
-        for cls, qid, question, kind in asked:
-            result = retriever.search(question, 5)
-            answer = retriever.answer(result)
-            holds = bool(answer.answered) and any(
-                normalise(e) in normalise(answer.text) for e in evidence.get(qid, ()) if cls == "in"
-            )
-            rows.append({"corpus": corpus.name, "cls": cls, "id": qid, "kind": kind,
-                         "question": question, **(answer.coverage or {}),
-                         "holds_evidence": holds})  # fmt: skip
+        rows += ask(retriever, corpus.name, asked + off)
         retriever.index.close()
+    return rows
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A question put to a corpus: in-domain ("in", with evidence) or not ("off")."""
+
+    cls: str
+    id: str
+    question: str
+    kind: str
+    evidence: tuple[str, ...] = ()
+
+
+def offtopic() -> list[Asked]:
+    """The shared off-topic set (tests/data/offtopic_questions.jsonl)."""
+    lines = [json.loads(line) for line in OFFTOPIC.read_text().splitlines() if line.strip()]
+    return [Asked("off", o["id"], o["question"], o["kind"]) for o in lines]
+
+
+def ask(retriever: Any, corpus: str, asked: Sequence[Asked], k: int = 5) -> list[dict[str, Any]]:
+    """Search and answer each question as the product does; its coverage signals, whether it
+    was answered, and whether the answer quotes one of its evidence strings."""
+    from rag.evaluation import normalise
+
+    rows = []
+    for a in asked:
+        result = retriever.search(a.question, k)
+        answer = retriever.answer(result)
+        holds = bool(answer.answered) and any(
+            normalise(e) in normalise(answer.text) for e in a.evidence
+        )
+        rows.append({"corpus": corpus, "cls": a.cls, "id": a.id, "kind": a.kind,
+                     "question": a.question, **(answer.coverage or {}),
+                     "holds_evidence": holds})  # fmt: skip
     return rows
 
 

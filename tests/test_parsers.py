@@ -225,3 +225,63 @@ def test_no_passage_of_any_corpus_holds_markup(corpus: Path):
         for kind, pattern in MARKUP.items()
     }
     assert {kind: hits for kind, hits in found.items() if hits} == {}
+
+
+# Every word a page shows, in each format (words.md converted by pandoc and Chromium):
+# a line break, a table whose <th> cells head its rows, a one-column table, a one-row table,
+# a list numbered from 3 and a list item of two paragraphs.
+WORDS = [
+    "Paid leave starts on your first day. It is counted in working days.",
+    "Annual leave: 25 days a year, more after five years.",
+    "Questions we ask in the review",
+    "How would you rate your manager this year?",
+    "What should your manager start doing?",
+    "Offices close on 24 December.",
+    "3. Tell your manager a month ahead.",
+    "4. Book it in the HR system.",
+    "Carry-over is capped at five days.",
+    "Days above the cap are paid out in January.",
+]
+
+
+@pytest.mark.parametrize("name", ["words.md", "words.html", "words.docx", "words.pdf"])
+def test_every_format_keeps_every_word_of_raw_html_tables_and_lists(name: str):
+    doc = parse(name)
+    text = " ".join(doc.text.split())
+    missing = [w for w in WORDS if w not in text]
+    assert missing == []
+    assert "day.It" not in text  # a line break is a space between two sentences
+
+
+def test_mdx_keeps_the_text_of_html_blocks_and_of_jsx_children_and_props():
+    doc = parse("components.mdx")
+    assert doc.title == "Promotions"
+    text = doc.text
+    assert "Reviews are collected by People Operations every March." in text  # a string prop
+    assert "Individual contributors\n" in text  # a tab's label
+    assert "Individual contributors are reviewed by their manager." in text  # JSX children
+    assert "Promotions take effect on the first of the month." in text  # an HTML block
+    assert "What if I miss the deadline?" in text  # <summary>
+    assert "Ask early" in text and ":::" not in text  # an admonition's title
+    for gone in ("Tabs", "TabItem", "InDocAd", "In Doc Ad", "track", "callout", "Example Handbook"):
+        assert gone not in text, gone  # tags, configuring props, <head>, a component on its own
+
+
+def test_a_component_inside_a_sentence_leaves_its_name_not_a_hole():
+    text = parse("components.mdx").text
+    assert "speak to your manager or the People Team to discuss it." in text
+
+
+def test_docx_reads_every_run_word_shows_and_numbers_its_lists():
+    # LibreOffice wrote it from expenses.fodt: python-docx's paragraph.text drops the tracked
+    # insertion and the text box, and its core_properties.title makes up "Word Document".
+    doc = parse("expenses.docx")
+    assert doc.title == "Expenses"
+    text = doc.text
+    assert "Claims are reimbursed within twenty working days, as the expense policy explains." in (
+        text
+    )
+    assert " ten " not in text  # a tracked deletion is not shown
+    assert text.count("Receipts are needed for every claim over 25 dollars.") == 1  # a text box
+    assert "a. Keep the receipt.\nb. Submit it in the expense tool." in text
+    assert "1. Your manager approves the claim.\n2. Finance checks the receipt." in text

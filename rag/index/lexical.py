@@ -1,12 +1,20 @@
-"""Lexical ranking with bm25s: one tokenisation for indexing and for queries."""
+"""Lexical ranking with bm25s: one tokenisation for indexing, for queries and for the
+coverage decision's content words (rag.search.coverage)."""
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene", "stopwords": "en", "stemmer": "english"}
+# Words of one character count ("C", the "3" of "zone 3"; bm25s's default pattern needs two),
+# except a letter after an apostrophe, which is a clitic ("engineer's", "don't"), not a word.
+TOKEN_PATTERN = r"(?u)\b\w\w+\b|(?<!['’])\b\w\b"
+# bm25s's English stopwords, and "i", the one-letter word they never needed to list.
+BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene", "stopwords": "en", "stemmer": "english",
+               "token_pattern": TOKEN_PATTERN, "extra_stopwords": ["i"]}  # fmt: skip
+_TOKEN_RE = re.compile(TOKEN_PATTERN)
 
 
 def build_bm25(texts: Sequence[str], params: Mapping[str, Any] = BM25_PARAMS) -> Any:
@@ -17,8 +25,9 @@ def build_bm25(texts: Sequence[str], params: Mapping[str, Any] = BM25_PARAMS) ->
 
     stemmer = Stemmer.Stemmer(params["stemmer"])
     tokens = bm25s.tokenize(
-        list(texts), stopwords=params["stopwords"], stemmer=stemmer, show_progress=False
-    )
+        list(texts), stopwords=_stopwords(params), stemmer=stemmer, show_progress=False,
+        token_pattern=params.get("token_pattern", _BM25S_DEFAULT),
+    )  # fmt: skip
     bm25 = bm25s.BM25(k1=params["k1"], b=params["b"], method=params["method"])
     bm25.index(tokens, show_progress=False)
     return bm25
@@ -57,6 +66,32 @@ def query_tokens(query: str, params: Mapping[str, Any] = BM25_PARAMS) -> list[st
 
         stemmer = _stemmers.setdefault(params["stemmer"], Stemmer.Stemmer(params["stemmer"]))
     return bm25s.tokenize(
-        query, stopwords=params["stopwords"], stemmer=stemmer, return_ids=False,
-        show_progress=False,
+        query, stopwords=_stopwords(params), stemmer=stemmer, return_ids=False,
+        show_progress=False, token_pattern=params.get("token_pattern", _BM25S_DEFAULT),
     )[0]  # fmt: skip
+
+
+def words(text: str) -> Iterator[str]:
+    """The words of ``text`` as written, split exactly where BM25 splits them."""
+    for m in _TOKEN_RE.finditer(text):
+        yield m.group()
+
+
+# The pattern of indexes built before TOKEN_PATTERN (their manifests do not name one).
+_BM25S_DEFAULT = r"(?u)\b\w\w+\b"
+_stopword_lists: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+
+
+def _stopwords(params: Mapping[str, Any]) -> str | list[str]:
+    """bm25s's named list, with ``extra_stopwords`` added when the params have any."""
+    extra = tuple(params.get("extra_stopwords") or ())
+    if not extra:
+        return params["stopwords"]
+    key = (params["stopwords"], extra)
+    if key not in _stopword_lists:
+        from bm25s.stopwords import STOPWORDS_EN
+
+        if params["stopwords"] not in ("en", "english"):
+            raise ValueError(f"extra stopwords need the English list, not {params['stopwords']!r}")
+        _stopword_lists[key] = sorted({*STOPWORDS_EN, *extra})
+    return _stopword_lists[key]

@@ -1,7 +1,7 @@
 """Blocks: what the parsers of marked-up formats emit, rendered into one plain-text document.
 
 Markdown, HTML, PDF and DOCX parsers each reduce their format to a list of blocks (a heading, a
-paragraph, a list, a code block, a table row). ``render`` joins their texts into the document's
+paragraph, a list, a code block, a table row: rag.ingest.tables). ``render`` joins their texts into the document's
 indexed text, markup-free, and builds the sections from the headings, so every passage is an
 exact span of that text and every block remembers where in the source file (and on which page)
 it came from.
@@ -10,7 +10,7 @@ it came from.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,73 +37,13 @@ class Block:
     source_start: int | None = None
     source_end: int | None = None
     page: int | None = None
+    # The rows of one table share a number (rag.ingest.tables), so passages can tell tables apart.
+    table: int | None = None
 
 
 def clean_line(text: str) -> str:
     """Collapse runs of spaces and tabs and trim; newlines are kept."""
     return "\n".join(_SPACE_RE.sub(" ", line).strip() for line in text.split("\n")).strip()
-
-
-def table_rows(
-    header: Sequence[str], rows: Iterable[Sequence[str]]
-) -> list[tuple[int, tuple[str, ...], str]]:
-    """Each data row of a table as (row index, path, text), every cell with its column header.
-
-    The row index is -1 for a passage drawn from the whole table (a grid's columns).
-
-    The first column is the row's own header ("Scope"); a row whose other cells are all empty
-    is a group label ("Skill") that the rows below it are filed under. A cell becomes the line
-    "column header, row header: cell" ("Senior Programmer (L3), Scope: Capable of ...").
-    """
-    header = [clean_line(h).replace("\n", " ") for h in header]
-    out: list[tuple[int, tuple[str, ...], str]] = []
-    group = ""
-    for n, row in enumerate(rows):
-        cells = [clean_line(c).replace("\n", " ") for c in row]
-        if not any(cells):
-            continue
-        label = cells[0] or f"Row {n + 1}"
-        rest = cells[1:]
-        if rest and not any(rest):
-            group = label
-            continue
-        if len(cells) == 1:
-            out.append((n, (group, label) if group else (label,), label))
-            continue
-        lines = []
-        for j, cell in enumerate(rest, start=1):
-            if not cell:
-                continue
-            column = header[j].strip() if j < len(header) else ""
-            lines.append(f"{column}, {label}: {cell}" if column else f"{label}: {cell}")
-        if lines:
-            out.append((n, (group, label) if group else (label,), "\n".join(lines)))
-    return out + _columns(header, out) if COLUMN_PASSAGES else out
-
-
-# A grid of at least this many rows and value columns (a job ladder: categories down, levels
-# across) is also read down each column, so "what is expected of a senior?" finds one passage
-# about seniors rather than a row that mentions every level.
-COLUMN_PASSAGES = True
-GRID_MIN = 3
-
-
-def _columns(
-    header: Sequence[str], rows: list[tuple[int, tuple[str, ...], str]]
-) -> list[tuple[int, tuple[str, ...], str]]:
-    """One more passage per value column of a grid: that column's cells, each labelled."""
-    columns = [h.strip() for h in header[1:] if h.strip()]
-    if len(columns) < GRID_MIN or len(rows) < GRID_MIN:
-        return []
-    out = []
-    for column in columns:
-        prefix = f"{column}, "
-        lines = [
-            line for _, _, text in rows for line in text.split("\n") if line.startswith(prefix)
-        ]
-        if lines:
-            out.append((-1, (column,), "\n".join(lines)))  # -1: the whole table
-    return out
 
 
 def render(
@@ -112,7 +52,10 @@ def render(
     """One document from its blocks; None when no block has body text.
 
     ``title`` names the document (front matter, a title style, else the first H1 or the file
-    name): a level-1 heading equal to it is not repeated as a section.
+    name): a level-1 heading equal to it is not repeated as a section. Other headings are
+    written into the text on lines of their own, as a reader sees them, and each section
+    remembers where the headings written just before it start (``Section.head``); a section's
+    spans hold only its body.
     """
     parts: list[str] = []
     pos = 0
@@ -120,6 +63,7 @@ def render(
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
     pending: list[tuple[int, int]] = []
+    head: int | None = None
 
     def add(block: Block, text: str) -> tuple[int, int]:
         nonlocal pos
@@ -135,9 +79,14 @@ def render(
     def path() -> tuple[str, ...]:
         return (title, *(t for _, t in stack))
 
+    def section(*args: Any, **kwargs: Any) -> None:
+        nonlocal head
+        sections.append(Section(*args, **kwargs, head=head))
+        head = None
+
     def flush() -> None:
         if pending:
-            sections.append(Section(path(), tuple(pending)))
+            section(path(), tuple(pending))
             pending.clear()
 
     for block in blocks:
@@ -151,6 +100,8 @@ def render(
             while stack and stack[-1][0] >= block.level:
                 stack.pop()
             stack.append((block.level, text))
+            start, _ = add(block, text.replace("\n", " "))
+            head = start if head is None else head
             continue
         span = add(block, text)
         if block.kind == "text":
@@ -158,9 +109,9 @@ def render(
             continue
         flush()
         if block.kind == "code":
-            sections.append(Section(path(), (span,), "code"))
+            section(path(), (span,), "code")
         else:
-            sections.append(Section((*path(), *(p for p in block.path if p)), (span,), "row"))
+            section((*path(), *(p for p in block.path if p)), (span,), "row", table=block.table)
     flush()
     if not sections:
         return None

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from rag.ingest.ids import unique_id
+from rag.ingest.merging import Piece, merge_small
 from rag.ingest.profiles import TextProfile, get_profile, profile_for
 from rag.ingest.sentences import NUMBERED_RE, passage_sentences
 from rag.ingest.structure import BULLET_RE
@@ -102,6 +103,9 @@ class _Unit:
     start: int
     end: int
     strong: bool  # a good place to start a chunk: a paragraph or a numbered item
+    tail: str = ""  # its last character: ":" ends a lead-in, "?" a question
+    depth: int = 0  # the indent of its line: a nested item is deeper than its label
+    opens: bool = False  # the first unit of a block (a paragraph or a list)
 
 
 _INLINE_ITEM_RE = re.compile(r"\s(?=(?:[-•*]|\d{1,2}[.)])\s+\S)")
@@ -125,23 +129,28 @@ def chunk_document(doc: Document, settings: ChunkerSettings) -> list[Chunk]:
     """Chunks of one document, each with its sentences; ids are stable while the passage and
     its path are unchanged."""
     profile = get_profile(doc.profile)
+    pieces = [
+        Piece(section.path, section.kind, start, end, section.head if n == 0 else None,
+              section.table)
+        for section in doc.sections
+        for n, (start, end) in enumerate(_split_section(doc.text, section, settings))
+    ]  # fmt: skip
     out: list[Chunk] = []
     seen: set[str] = set()
-    for section in doc.sections:
-        for start, end in _split_section(doc.text, section, settings):
-            text = doc.text[start:end]
-            digest = hashlib.sha1(f"{'/'.join(section.path)}\n{text}".encode()).hexdigest()[:10]
-            cid = unique_id(f"{doc.id}:{digest}", seen)
-            meta = doc.origin_of(start, end)
-            if section.kind != "text":
-                meta["kind"] = section.kind
-            if "url" in doc.meta:  # a web page's: each citation links to the page (rag.present)
-                meta["url"] = doc.meta["url"]
-            chunk = Chunk(
-                cid, doc.id, doc.title, list(section.path), doc.source, start, end, text, meta
-            )
-            chunk.sentences = chunk_sentences(chunk, profile)
-            out.append(chunk)
+    merged = merge_small(doc.text, pieces, settings.max_chars, HARD_MAX_CHARS, settings.min_chars)
+    for piece in merged:
+        start, end = piece.start, piece.end
+        text = doc.text[start:end]
+        digest = hashlib.sha1(f"{'/'.join(piece.path)}\n{text}".encode()).hexdigest()[:10]
+        cid = unique_id(f"{doc.id}:{digest}", seen)
+        meta = doc.origin_of(start, end)
+        if piece.kind != "text":
+            meta["kind"] = piece.kind
+        if "url" in doc.meta:  # a web page's: each citation links to the page (rag.present)
+            meta["url"] = doc.meta["url"]
+        chunk = Chunk(cid, doc.id, doc.title, list(piece.path), doc.source, start, end, text, meta)
+        chunk.sentences = chunk_sentences(chunk, profile)
+        out.append(chunk)
     return out
 
 
@@ -165,11 +174,12 @@ def _units(text: str, spans: Iterable[tuple[int, int]], max_chars: int) -> Itera
         if len(lines) > 1 or BULLET_RE.match(text[s:e]):
             for i, (ls, le) in enumerate(lines):
                 strong = i == 0 or bool(NUMBERED_RE.match(text[ls:le]))
-                yield from _sentences(text, ls, le, max_chars, strong)
+                depth = ls - (text.rfind("\n", 0, ls) + 1)
+                yield from _sentences(text, ls, le, max_chars, strong, depth, i == 0)
         else:
             pieces = _split_at(text, s, e, _INLINE_ITEM_RE)
             for i, (ps, pe) in enumerate(pieces):
-                yield from _sentences(text, ps, pe, max_chars, i == 0)
+                yield from _sentences(text, ps, pe, max_chars, i == 0, 0, i == 0)
 
 
 def _line_spans(text: str, s: int, e: int) -> list[tuple[int, int]]:
@@ -198,21 +208,23 @@ def _split_at(text: str, s: int, e: int, pattern: re.Pattern[str]) -> list[tuple
     return pieces
 
 
-def _sentences(text: str, s: int, e: int, max_chars: int, strong: bool) -> Iterator[_Unit]:
+def _sentences(
+    text: str, s: int, e: int, max_chars: int, strong: bool, depth: int = 0, opens: bool = False
+) -> Iterator[_Unit]:
     if e - s <= max_chars:
-        yield _Unit(s, e, strong)
+        yield _Unit(s, e, strong, text[e - 1], depth, opens)
         return
     for i, (a, b) in enumerate(_split_at(text, s, e, _SENTENCE_RE)):
         while b - a > max_chars:  # one enormous sentence: cut at the last space that fits
             cut = text.rfind(" ", a, a + max_chars)
             cut = cut if cut > a else a + max_chars
-            yield _Unit(a, cut, strong and i == 0)
+            yield _Unit(a, cut, strong and i == 0, text[cut - 1], depth, opens and i == 0)
             a = cut
             while a < b and text[a].isspace():
                 a += 1
             i = 1
         if b > a:
-            yield _Unit(a, b, strong and i == 0)
+            yield _Unit(a, b, strong and i == 0, text[b - 1], depth, opens and i == 0)
 
 
 def _pack(units: list[_Unit], settings: ChunkerSettings) -> Iterator[tuple[int, int]]:
@@ -223,12 +235,20 @@ def _pack(units: list[_Unit], settings: ChunkerSettings) -> Iterator[tuple[int, 
         j = i + 1
         while j < n and units[j].end - units[i].start <= settings.max_chars:
             j += 1
-        # units[i:j] fit. Prefer ending right before a strong unit if that keeps enough text.
+        # units[i:j] fit. Prefer ending right before a strong unit if that keeps enough text,
+        # and never on a lead-in or a question whose answer follows, if it can be helped.
         if j < n:
             for k in range(j - 1, i, -1):
-                if units[k].strong and units[k - 1].end - units[i].start >= settings.min_chars:
+                if (
+                    units[k].strong
+                    and not _binds(units, k - 1)
+                    and units[k - 1].end - units[i].start >= settings.min_chars
+                ):
                     j = k
                     break
+            else:
+                if _binds(units, j - 1):
+                    j = next((k for k in range(j - 1, i, -1) if not _binds(units, k - 1)), j)
         yield units[i].start, units[j - 1].end
         if j >= n:
             break
@@ -242,3 +262,16 @@ def _pack(units: list[_Unit], settings: ChunkerSettings) -> Iterator[tuple[int, 
         ):
             nxt = j - 1  # a weak break: repeat the last item for context
         i = nxt
+
+
+def _binds(units: list[_Unit], k: int) -> bool:
+    """Whether ``units[k]`` belongs with the unit after it: a lead-in ending in ":" with what
+    it announces (a new block, or items nested under it; an item ending in ":" followed by a
+    sibling announces nothing), a question with its answer (a question followed by another is
+    a list of them)."""
+    if k + 1 >= len(units):
+        return False
+    unit, after = units[k], units[k + 1]
+    if unit.tail == ":":
+        return after.opens or after.depth > unit.depth
+    return unit.tail == "?" and after.tail != "?"

@@ -1,9 +1,10 @@
 """HTML parser, on selectolax (the Lexbor engine): main content only, as blocks.
 
-The page's ``<main>`` (else ``<article>``, else ``<body>``) is read; navigation, headers,
-footers, asides, scripts, styles and forms are dropped. Headings give sections, lists stay
-lists, ``<pre>`` stays code, an image shows as its alt text and a table row becomes "column
-header, row header: cell" lines. The first ``<h1>`` (else the ``<title>``) names the page.
+The page's ``<main>`` (else ``<article>``, else ``<body>``) is read; navigation, headers, footers,
+asides (the page's chrome), scripts, styles, forms and the like are dropped. Headings give
+sections, lists stay lists, ``<pre>`` stays code, an image shows
+as its alt text, a line break as a space, and a table becomes labelled lines
+(rag.ingest.tables). The first ``<h1>`` (else the ``<title>``) names the page.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from rag.ingest.blocks import Block, clean_line, render, table_rows
+from rag.ingest.blocks import Block, clean_line, render
 from rag.ingest.structure import title_from_filename
+from rag.ingest.tables import table_blocks
 from rag.ingest.types import Document
 
 DROP = ("script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside",
-        "form", "iframe", "button", "dialog")  # fmt: skip
+        "form", "iframe", "button", "dialog", "head", "title", "meta", "link")  # fmt: skip
 _HEADING_RE = re.compile(r"h[1-6]")
 _CONTAINERS = {"div", "section", "article", "main", "body", "blockquote", "figure", "details",
-               "summary", "center", "dl", "dd", "dt", "figcaption", "span"}  # fmt: skip
-_SPACE_RE = re.compile(r"\s+")
+               "summary", "center", "dl", "dd", "dt", "figcaption"}  # fmt: skip
+# Elements that start a new line of text when they sit inside a paragraph-like element.
+_BREAKS = {"p", "div", "li", "ul", "ol", "tr", "table", "blockquote", "section", "dd", "dt",
+           "figcaption", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}  # fmt: skip
+_SPACE_RE = re.compile(r"[ \t\r\f\v\n]+")
 
 
 def parse_html(text: str, source: str) -> list[Document]:
@@ -35,23 +40,65 @@ def parse_html(text: str, source: str) -> list[Document]:
         if content:
             meta[name] = content
     page_title = tree.css_first("title")
-    for selector in DROP:
-        for node in tree.css(selector):
-            node.decompose()
-    for img in tree.css("img"):
-        img.replace_with(img.attributes.get("alt") or "")
+    title_text = _text(page_title) if page_title is not None else ""
+    _drop(tree)
     root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
-    blocks = list(_blocks(root)) if root is not None else []
+    blocks = _blocks(root) if root is not None else []
     # The first <h1> names the guide; <title> often carries the site's name as well.
     first = next((b for b in blocks if b.kind == "heading" and b.level == 1), None)
-    title = first.text if first else _text(page_title) if page_title is not None else ""
+    title = first.text if first else title_text
     title = title or title_from_filename(source)
     doc = render(blocks, source, title, meta)
     return [doc] if doc else []
 
 
+def fragment_blocks(html: str) -> list[Block]:
+    """The blocks of a piece of HTML (an HTML block written in markdown, say)."""
+    tree = LexborHTMLParser(html)
+    _drop(tree)
+    return _blocks(tree.body) if tree.body is not None else []
+
+
+def _drop(tree: LexborHTMLParser) -> None:
+    for selector in DROP:
+        for node in tree.css(selector):
+            node.decompose()
+    for img in tree.css("img"):
+        img.replace_with(img.attributes.get("alt") or "")
+
+
 def _text(node: LexborNode) -> str:
-    return _SPACE_RE.sub(" ", node.text(deep=True, separator="")).strip()
+    """The text of an element on one line: line breaks and inner blocks become spaces."""
+    return _SPACE_RE.sub(" ", " ".join(_lines(node))).strip()
+
+
+def _lines(node: LexborNode) -> list[str]:
+    """The text of an element, one line per paragraph, list item or other inner block."""
+    out = [_SPACE_RE.sub(" ", line).strip() for line in _raw_lines(node)]
+    return [line for line in out if line]
+
+
+def _raw_lines(node: LexborNode) -> list[str]:
+    """Like ``_lines``, with each line's spaces as written (so inline elements run on)."""
+    lines: list[str] = [""]
+    for child in node.iter(include_text=True):
+        tag = child.tag or ""
+        if tag == "-text":
+            lines[-1] += child.text_content or ""
+        elif tag == "br":
+            lines[-1] += " "
+        elif tag in _BREAKS:
+            lines.extend([*_raw_lines(child), ""])
+        elif not tag.startswith("-"):
+            first, *rest = _raw_lines(child)
+            lines[-1] += first
+            lines.extend(rest)
+    return lines
+
+
+def _inline(node: LexborNode) -> str:
+    """An inline element's text, on one line, its spaces as written."""
+    return " ".join(_raw_lines(node))
 
 
 def _blocks(node: LexborNode) -> list[Block]:
@@ -83,15 +130,15 @@ def _blocks(node: LexborNode) -> list[Block]:
             out.append(Block("code", child.text(deep=True, separator="").strip("\n")))
         elif tag == "table":
             flush()
-            header, rows = _table(child)
-            out.extend(Block("row", text, 0, path) for _, path, text in table_rows(header, rows))
+            rows, header_rows = _table(child)
+            out.extend(table_blocks(rows, header_rows))
         elif tag in _CONTAINERS or (not tag.startswith("-") and _has_blocks(child)):
             flush()
             out.extend(_blocks(child))
         elif tag == "br":
             loose.append(" ")
         elif not tag.startswith("-"):  # an inline element: its text runs on in the paragraph
-            loose.append(child.text(deep=True, separator=""))
+            loose.append(_inline(child))
         child = child.next
     flush()
     return out
@@ -109,35 +156,78 @@ def _has_blocks(node: LexborNode) -> bool:
 def _list_lines(node: LexborNode, depth: int) -> list[str]:
     """A (nested) list as bullet or numbered lines, indented two spaces a level."""
     lines: list[str] = []
-    number = 1
+    start = node.attributes.get("start") or "1"
+    number = int(start) if start.strip().lstrip("-").isdigit() else 1
     for item in node.iter():
         if item.tag != "li":
             continue
-        nested = [c for c in item.iter() if c.tag in ("ul", "ol")]
-        own = "".join(
-            (c.text_content or "") if c.tag == "-text" else c.text(deep=True, separator="")
-            for c in item.iter(include_text=True)
-            if c.tag not in ("ul", "ol")
-        )
         marker = f"{number}." if node.tag == "ol" else "•"
         number += 1
-        text = clean_line(_SPACE_RE.sub(" ", own))
-        if text:
-            lines.append(f"{'  ' * depth}{marker} {text}")
-        for sub in nested:
-            lines.extend(_list_lines(sub, depth + 1))
+        own: list[str] = [""]
+        nested: list[str] = []
+        for c in item.iter(include_text=True):
+            tag = c.tag or ""
+            if tag in ("ul", "ol"):
+                nested.extend(_list_lines(c, depth + 1))
+            elif tag == "-text":
+                own[-1] += c.text_content or ""
+            elif tag == "br":
+                own[-1] += " "
+            elif tag in _BREAKS:
+                own.extend([*_lines(c), ""])
+            elif not tag.startswith("-"):
+                own[-1] += _inline(c)
+        paragraphs = [p for p in (clean_line(_SPACE_RE.sub(" ", p)) for p in own) if p]
+        for n, text in enumerate(paragraphs):  # a second paragraph of an item goes under it
+            indent = "  " * depth if n == 0 else "  " * (depth + 1)
+            lines.append(f"{indent}{marker} {text}" if n == 0 else f"{indent}{text}")
+        lines.extend(nested)
     return lines
 
 
-def _table(node: LexborNode) -> tuple[list[str], list[list[str]]]:
-    header: list[str] = []
-    rows: list[list[str]] = []
+def _table(node: LexborNode) -> tuple[list[list[str | None]], int | None]:
+    """The table's grid of cells (paragraphs and items one line each; a cell spanning rows
+    repeated in each, one spanning columns None in the columns it covers) and how many rows
+    are its header: those of its ``<thead>``, else the leading rows of ``<th>`` cells (none
+    when ``<th>`` only heads rows); None (guess) when the table has no ``<th>`` at all."""
+    grid: list[list[str | None]] = []
+    kinds: list[set[str]] = []
+    below: dict[int, tuple[int, str]] = {}  # column -> (rows still covered, text)
     for tr in node.css("tr"):
-        cells = [_text(c) for c in tr.iter() if c.tag in ("th", "td")]
-        if not header and all(c.tag == "th" for c in tr.iter() if c.tag in ("th", "td")):
-            header = cells
-        else:
-            rows.append(cells)
-    if not header and rows:
-        header, rows = rows[0], rows[1:]
-    return header, rows
+        row: list[str | None] = []
+        cells = [c for c in tr.iter() if c.tag in ("th", "td")]
+        kinds.append({c.tag or "" for c in cells})
+        queue = list(cells)
+        while queue or any(j >= len(row) for j in below):
+            j = len(row)
+            if j in below:
+                left, text = below[j]
+                row.append(text)
+                below[j] = (left - 1, text)
+                if left <= 1:
+                    del below[j]
+                continue
+            if not queue:
+                break
+            cell = queue.pop(0)
+            text = "\n".join(_lines(cell))
+            cols, rows = _span(cell, "colspan"), _span(cell, "rowspan")
+            for k in range(cols):
+                row.append(text if k == 0 else None)
+                if rows > 1:
+                    below[j + k] = (rows - 1, text if k == 0 else None)
+        grid.append(row)
+    if not any("th" in k for k in kinds):
+        return grid, None
+    thead = node.css_first("thead")
+    if thead is not None:
+        return grid, len(thead.css("tr"))
+    header = 0
+    while header < len(grid) and kinds[header] == {"th"}:
+        header += 1
+    return grid, header
+
+
+def _span(cell: LexborNode, name: str) -> int:
+    value = (cell.attributes.get(name) or "1").strip()
+    return min(int(value), 100) if value.isdigit() and int(value) > 0 else 1

@@ -3,12 +3,13 @@
 - YAML (``---``) or TOML (``+++``) front matter becomes metadata: title, description, tags,
   keywords. Its title names the document; the front matter is never part of a passage.
 - Headings inside code fences are code, not headings; code blocks stay code.
-- MDX ``import``/``export`` lines, JSX components, ``{/* comments */}``, HTML blocks and HTML
-  comments are dropped; the markdown between JSX tags is kept.
-- An admonition (``:::note Title`` ... ``:::``) keeps its text.
+- MDX ``import``/``export`` lines, ``{/* comments */}`` and HTML comments are dropped. The text
+  of HTML blocks is read as HTML (rag.ingest.html), and JSX components show their text props and
+  children (rag.ingest.jsx): no tag reaches a passage, and no word the page shows is lost.
+- An admonition (``:::note Title`` ... ``:::``) keeps its title and its text.
 - A link shows as its text, an image as its alt text; emphasis markers go.
 - Heading anchors (``## Pay {#pay}``) are stripped from section names.
-- A table row becomes "column header, row header: cell" lines (rag.ingest.blocks.table_rows).
+- A table row becomes "column header, row header: cell" lines (rag.ingest.tables).
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from rag.ingest.blocks import Block, clean_line, render, table_rows
+from rag.ingest.blocks import Block, clean_line, render
+from rag.ingest.html import fragment_blocks
+from rag.ingest.jsx import inline_tag_text, jsx_to_html
 from rag.ingest.structure import title_from_filename
+from rag.ingest.tables import table_blocks
 from rag.ingest.types import Document
 
 _FRONT_MATTER_RE = re.compile(r"\A(?:\ufeff)?(---|\+\+\+)[ \t]*\n(.*?\n)?\1[ \t]*(?:\n|\Z)", re.S)
@@ -32,7 +37,8 @@ _FENCE_RE = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})")
 _MDX_LINE_RE = re.compile(
     r"^(?:import\s+(?:[\w*{}\s,]+\s+from\s+)?['\"]|export\s+(?:default|const|let|var|function|\{))"
 )
-_ADMONITION_RE = re.compile(r"^[ \t]*:::")
+# ":::tip Title" or ":::tip[Title]" (Docusaurus): the marker and brackets, around the title.
+_ADMONITION_RE = re.compile(r"^([ \t]*:::+[\w-]*\[?)(.*?)(\]?[ \t]*)$")
 _MDX_COMMENT_RE = re.compile(r"\{/\*.*?\*/\}", re.S)
 _ANCHOR_RE = re.compile(r"\s*\{#[^}]*\}\s*$")
 _META_KEYS = ("title", "description", "tags", "keywords", "sidebar_label", "slug")
@@ -74,7 +80,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
 
 def markdown_blocks(text: str) -> list[Block]:
     """The blocks of a markdown text, with their character spans in ``text``."""
-    text = _drop_mdx_syntax(text)
+    text, titles = _drop_mdx_syntax(text)
     line_starts = [0]
     for line in text.split("\n"):
         line_starts.append(line_starts[-1] + len(line) + 1)
@@ -96,7 +102,17 @@ def markdown_blocks(text: str) -> list[Block]:
             blocks.append(Block("heading", title, int(tok.tag[1]), (), start, end))
             i += 3
         elif tok.type == "paragraph_open":
-            blocks.append(Block("text", inline_text(tokens[i + 1]), 0, (), start, end))
+            inline = tokens[i + 1]
+            if tok.map is not None and tok.map[0] in titles:
+                # An admonition's title heads its box: a line of its own, not the first words
+                # of the paragraph under it.
+                children = inline.children or []
+                cut = next((n for n, c in enumerate(children) if c.type.endswith("break")), None)
+                if cut is not None:
+                    title = inline.copy(children=children[:cut])
+                    inline = inline.copy(children=children[cut + 1 :])
+                    blocks.append(Block("text", inline_text(title), 0, (), start, end))
+            blocks.append(Block("text", inline_text(inline), 0, (), start, end))
             i += 3
         elif tok.type in ("fence", "code_block"):
             blocks.append(Block("code", tok.content.rstrip("\n"), 0, (), start, end))
@@ -109,27 +125,34 @@ def markdown_blocks(text: str) -> list[Block]:
         elif tok.type == "table_open":
             close = _closing(tokens, i)
             header, rows, maps = _table(tokens[i : close + 1])
-            for n, path, row_text in table_rows(header, rows):
-                row_start, row_end = span(maps[n]) if n >= 0 and maps[n].map else (start, end)
-                blocks.append(Block("row", row_text, 0, path, row_start, row_end))
+            spans = [(start, end)] + [span(m) if m.map else (start, end) for m in maps]
+            blocks += table_blocks([header, *rows], 1, row_spans=spans, span=(start, end))
             i = close + 1
+        elif tok.type == "html_block":
+            # HTML (and JSX) written in markdown: its text shows on the page, so it is read.
+            blocks += [replace(b, source_start=start, source_end=end)
+                       for b in fragment_blocks(jsx_to_html(tok.content))]  # fmt: skip
+            i += 1
         else:
-            i += 1  # html_block, hr, blockquote markers: their own text comes as paragraphs
+            i += 1  # hr, blockquote markers: their own text comes as paragraphs
     return blocks
 
 
 def inline_text(token: Token) -> str:
-    """Plain text of an inline token: link text, image alt text, code content, no HTML."""
+    """Plain text of an inline token: link text, image alt text, code content, the text of
+    inline HTML and JSX (never their tags)."""
     out: list[str] = []
-    for child in token.children or []:
+    children = token.children or []
+    for n, child in enumerate(children):
         if child.type in ("text", "code_inline"):
             out.append(child.content)
         elif child.type == "image":
             out.append(child.content or "".join(c.content for c in child.children or []))
         elif child.type in ("softbreak", "hardbreak"):
             out.append(" ")
-        elif child.type == "html_inline" and child.content.lower().startswith("<br"):
-            out.append(" ")
+        elif child.type == "html_inline":
+            after = any(c.type == "text" and c.content.strip() for c in children[n + 1 :])
+            out.append(inline_tag_text(child.content, "".join(out).strip() != "" and after))
     return clean_line("".join(out)).replace("\n", " ")
 
 
@@ -145,9 +168,11 @@ def _blank(text: str, start: int, end: int) -> str:
     return re.sub(r"[^\n]", " ", text[start:end])
 
 
-def _drop_mdx_syntax(text: str) -> str:
-    """Blank MDX imports/exports, admonition fences and MDX comments, outside code fences."""
+def _drop_mdx_syntax(text: str) -> tuple[str, set[int]]:
+    """Blank MDX imports/exports, admonition markers and MDX comments, outside code fences;
+    and the numbers of the lines left holding an admonition's title."""
     lines = text.split("\n")
+    titles: set[int] = set()
     fence: str | None = None
     for n, line in enumerate(lines):
         m = _FENCE_RE.match(line)
@@ -160,10 +185,15 @@ def _drop_mdx_syntax(text: str) -> str:
             continue
         if fence is not None:
             continue
-        if _MDX_LINE_RE.match(line) or _ADMONITION_RE.match(line):
+        if _MDX_LINE_RE.match(line):
             lines[n] = " " * len(line)
+        elif m := _ADMONITION_RE.match(line):
+            # ":::tip Expert tip": the marker goes, the title the box shows stays.
+            lines[n] = m.group(2) + " " * (len(m.group(1)) + len(m.group(3)))
+            if m.group(2).strip():
+                titles.add(n)
     out = "\n".join(lines)
-    return _MDX_COMMENT_RE.sub(lambda m: _blank(m.group(), 0, len(m.group())), out)
+    return _MDX_COMMENT_RE.sub(lambda m: _blank(m.group(), 0, len(m.group())), out), titles
 
 
 def _closing(tokens: Sequence[Token], i: int) -> int:

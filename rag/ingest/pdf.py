@@ -24,8 +24,9 @@ from collections import Counter
 from typing import Any
 
 from rag.errors import BadDocument
-from rag.ingest.blocks import Block, render, table_rows
-from rag.ingest.structure import title_from_filename
+from rag.ingest.blocks import Block, render
+from rag.ingest.structure import BULLET_RE, title_from_filename
+from rag.ingest.tables import table_blocks
 from rag.ingest.types import Document
 
 # A heading is at least this many points larger than body text.
@@ -86,7 +87,11 @@ def _read_page(page: Any) -> dict[str, Any]:
     tables = []
     for table in page.find_tables():
         # A word hyphenated at a cell's line break ("on-" / "call") is one word again.
-        rows = [[_HYPHEN_BREAK_RE.sub("", cell or "") for cell in row] for row in table.extract()]
+        # None marks a position covered by a merged cell.
+        rows = [
+            [None if cell is None else _HYPHEN_BREAK_RE.sub("", cell) for cell in row]
+            for row in table.extract()
+        ]
         if rows:
             tables.append({"top": table.bbox[1], "bbox": table.bbox, "rows": rows})
     lines = []
@@ -137,7 +142,7 @@ def _join_split_tables(pages: list[dict[str, Any]]) -> None:
                 if rows and not (rows[0][0] or "").strip():
                     last = target["rows"][-1]
                     target["rows"][-1] = [
-                        f"{a} {b}".strip() for a, b in zip(last, rows[0], strict=False)
+                        f"{a or ''} {b or ''}".strip() for a, b in zip(last, rows[0], strict=False)
                     ]
                     rows = rows[1:]
                 target["rows"].extend(rows)
@@ -150,7 +155,20 @@ def _join_split_tables(pages: list[dict[str, Any]]) -> None:
             if not below:
                 open_table = tail.get("into", tail)
     for page in pages:
-        page["tables"] = [t for t in page["tables"] if len(t["rows"]) >= 2]
+        page["tables"] = [t for t in page["tables"] if t["rows"]]
+
+
+def _grid(rows: list[list[str | None]]) -> list[list[str | None]]:
+    """Cells as rag.ingest.tables reads them. A cell's line breaks are where its text wrapped,
+    not paragraphs. A merged cell leaves None where it covers: in the first column that is a
+    row label spanning rows, repeated in each; elsewhere a cell spanning from the left."""
+    out: list[list[str | None]] = []
+    for row in rows:
+        cells = [None if c is None else " ".join(c.split()) for c in row]
+        if cells and cells[0] is None:
+            cells[0] = out[-1][0] if out and out[-1] else ""
+        out.append(cells)
+    return out
 
 
 def _is_mono(fontname: str) -> bool:
@@ -191,9 +209,10 @@ def _page_blocks(
 ) -> list[Block]:
     items: list[tuple[float, Block]] = []
     for table in page["tables"]:
-        header, *rows = table["rows"]
-        for _, path, text in table_rows(header, rows):
-            items.append((table["top"], Block("row", text, 0, path, page=number)))
+        # A cell's line breaks are where its text wrapped, not paragraphs.
+        rows = _grid(table["rows"])
+        for block in table_blocks(rows, page=number):
+            items.append((table["top"], block))
     lines = page["lines"]
     left = min((line["x0"] for line in lines), default=0.0)
     widest = max((line["x1"] - line["x0"] for line in lines), default=1.0)
@@ -242,7 +261,8 @@ def _page_blocks(
             if paragraph and listing and filled and not new_paragraph:
                 paragraph[-1] += " " + text
             else:
-                paragraph.append(f"• {text}")
+                # A list that prints its own markers ("3.", "•") keeps them, and only them.
+                paragraph.append(text if BULLET_RE.match(text) else f"• {text}")
         elif paragraph and not listing:
             paragraph[-1] += " " + text
         else:

@@ -55,10 +55,14 @@ def assemble(events: Iterable[Event], text: str, source: str, fallback: str) -> 
     spans: list[tuple[int, int]] = []
     cur: Document | None = None
     inline_base = 0
+    head: int | None = None
 
     def flush() -> None:
+        nonlocal head
         if cur is not None and spans:
-            cur.sections.append(Section((cur.title, *(t for _, t in stack)), tuple(spans)))
+            path = (cur.title, *(t for _, t in stack))
+            cur.sections.append(Section(path, tuple(spans), head=head))
+            head = None
         spans.clear()
 
     def close(end: int) -> None:
@@ -70,6 +74,7 @@ def assemble(events: Iterable[Event], text: str, source: str, fallback: str) -> 
     for ev in events:
         if ev[0] == "doc":
             flush()
+            head = None
             close(ev[2])
             cur = Document(slugify(ev[1]), ev[1], source, text, ev[2], len(text))
             stack.clear()
@@ -78,6 +83,7 @@ def assemble(events: Iterable[Event], text: str, source: str, fallback: str) -> 
             cur = Document(slugify(fallback), fallback, source, text, 0, len(text))
         if ev[0] == "heading":
             flush()
+            head = ev[3] if head is None else head
             level = ev[1]
             if level < 0:
                 # Flattened inline markdown: nest under the plain-text heading it appeared in.

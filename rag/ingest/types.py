@@ -25,6 +25,12 @@ class Section:
     path: tuple[str, ...]
     spans: tuple[tuple[int, int], ...]
     kind: SectionKind = "text"
+    # Where the headings that open this section start in the text, when they are in it (plain
+    # text, and rendered formats, which write them): a passage that takes in a small section
+    # starts there, so that section's heading stays inline.
+    head: int | None = None
+    # The table a row belongs to (rows of one table share it); None for text and code.
+    table: int | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag.index.lexical import BM25_PARAMS, query_tokens
+from rag.index.lexical import BM25_PARAMS, query_tokens, words
 from rag.search.subjects import QUESTION_WORDS
 from rag.search.types import Hit
 
@@ -90,15 +90,16 @@ class Vocabulary:
 
 
 def content_words(text: str) -> list[tuple[str, str]]:
-    """(word as written, its BM25 token) for each word that says what ``text`` is about."""
+    """(word as written, its BM25 token) for each word that says what ``text`` is about, split
+    exactly as BM25 splits it ("401k", "C", the "3" of "zone 3")."""
     out = []
-    for m in _WORD_RE.finditer(text):
+    for word in words(text):
         # Question words ("how", "does", "my") say nothing of what the question is about.
-        if m.group().lower() in QUESTION_WORDS:
+        if word.lower() in QUESTION_WORDS:
             continue
-        tokens = query_tokens(m.group(), BM25_PARAMS)
+        tokens = query_tokens(word, BM25_PARAMS)
         if tokens:
-            out.append((m.group(), tokens[0]))
+            out.append((word, tokens[0]))
     return out
 
 
