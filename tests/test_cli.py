@@ -177,11 +177,11 @@ def test_index_rebuilds_after_corpus_change(
 def test_index_if_stale_opens_the_index_it_replaces_once(
     capsys: pytest.CaptureFixture[str], fake_index: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rag.index.build
     import rag.index.freshness
+    import rag.index.reuse
 
     opened: list[Path] = []
-    for module in (rag.index.build, rag.index.freshness):
+    for module in (rag.index.reuse, rag.index.freshness):
         real = module.load_index
 
         def counting(index_dir, *args, _real=real, **kwargs):

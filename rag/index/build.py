@@ -10,13 +10,11 @@ half-written one, and one lock lets only one build write an index at a time.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,9 +26,9 @@ from rag.index.ann import make_faiss_index
 from rag.index.fs import swap_into_place
 from rag.index.layout import MODEL_DIR, Layout
 from rag.index.lexical import BM25_PARAMS, build_bm25
-from rag.index.load import load_index
 from rag.index.lock import build_lock, new_temp_dir, remove_debris
 from rag.index.manifest import FORMAT_VERSION, BuildSpec, Manifest
+from rag.index.reuse import Reuse, changes, chunk_key, reusable, stored
 from rag.index.store import Index, write_meta
 from rag.ingest.chunking import Chunk, ChunkerSettings, chunk_documents
 from rag.ingest.loader import PARSER_VERSION, load_corpus
@@ -107,16 +105,6 @@ class _Silent:
 
     def advance(self, steps: int = 1) -> None:
         pass
-
-
-@dataclass
-class _Reuse:
-    """What a rebuild may take from the index it replaces."""
-
-    index: Index
-    rows_by_key: dict[str, int]
-    keys_by_doc: dict[str, list[str]]
-    chunk_ids: set[str]
 
 
 def build_index(
@@ -196,7 +184,7 @@ def _build(
 
     tmp = new_temp_dir(index_dir)
     out = Layout(tmp)
-    reuse: _Reuse | None = None
+    reuse: Reuse | None = None
     try:
         # Files that could not be parsed, with why: reported by `rag index`, never fatal.
         extra: dict[str, Any] = {"skipped": {s.path: s.error for s in sources if s.error}}
@@ -218,7 +206,7 @@ def _build(
         )
         why_full = "asked for (--full)" if full else None
         if not full:
-            reuse, why_full = _reusable(index_dir, spec, sentence_index, previous)
+            reuse, why_full = reusable(index_dir, spec, sentence_index, previous)
             previous = None
         elif previous is not None:
             previous.close()
@@ -227,7 +215,7 @@ def _build(
         vectors, sent_vectors, sent_rows, reused = _vectors(
             chunks, keys, embedder, reuse, sentence_index, progress, backend
         )
-        extra["changes"] = _changes(chunks, keys, reused, reuse, why_full)
+        extra["changes"] = changes(chunks, keys, reused, reuse, why_full)
         if reuse is not None:
             reuse.index.close()
             reuse = None
@@ -289,59 +277,11 @@ def _stage(progress: BuildProgress, name: str) -> Callable[[int], None]:
     return lambda total: progress.stage(name, total)
 
 
-def chunk_key(chunk: Chunk) -> str:
-    """Hash of everything a passage's vectors depend on, its embedded text and its sentences'
-    (both embedded by the same model), so equal keys mean equal vectors."""
-    data = "\0".join([chunk.embedding_text(), *chunk.sentence_units()])
-    return hashlib.sha256(data.encode()).hexdigest()[:32]
-
-
-def _reusable(
-    index_dir: Path, spec: BuildSpec, sentence_index: bool, opened: Index | None
-) -> tuple[_Reuse | None, str | None]:
-    """The previous index (``opened`` if it is still the one in place), when its vectors can
-    be reused; else None and why not."""
-    try:
-        index = _still_in_place(opened, index_dir) or load_index(index_dir)
-    except RagError as exc:
-        return (
-            None,
-            "no previous index" if not index_dir.exists() else f"previous index unusable: {exc}",
-        )
-    # BM25 is rebuilt from the passages every time: its settings decide nothing about vectors.
-    why = next((why for name, why in index.manifest.spec.differences(spec) if name != "bm25"), None)
-    if why is None and sentence_index and index.sentences is None:
-        why = "the previous index has no sentence vectors"
-    if why is None:
-        try:
-            rows_by_key, keys_by_doc, chunk_ids = index.chunk_keys()
-        except RagError as exc:
-            why = f"previous index unusable: {exc}"
-    if why is not None:
-        index.close()
-        return None, why
-    return _Reuse(index, rows_by_key, keys_by_doc, chunk_ids), None
-
-
-def _still_in_place(opened: Index | None, index_dir: Path) -> Index | None:
-    """``opened`` if the index at ``index_dir`` is still the build it was opened from; else
-    None, and it is closed."""
-    if opened is None:
-        return None
-    try:
-        if Manifest.read(index_dir).build_id == opened.manifest.build_id:
-            return opened
-    except RagError:
-        pass
-    opened.close()
-    return None
-
-
 def _vectors(
     chunks: Sequence[Chunk],
     keys: Sequence[str],
     embedder: Embedder,
-    reuse: _Reuse | None,
+    reuse: Reuse | None,
     sentence_index: bool,
     progress: BuildProgress,
     backend: BuildBackend,
@@ -376,7 +316,7 @@ def _vectors(
         vectors[new] = embedded[: len(texts)]
     if len(kept):
         assert reuse is not None
-        vectors[kept] = _stored(reuse.index.faiss, old_rows[kept])
+        vectors[kept] = stored(reuse.index.faiss, old_rows[kept])
     if not sentence_index:
         return vectors, None, None, len(kept)
 
@@ -403,7 +343,7 @@ def _vectors(
         assert reuse is not None
         src = np.concatenate([np.arange(lo, hi) for lo, hi in zip(old_lo, old_hi, strict=True)])
         dst = np.concatenate([np.arange(starts[i], starts[i] + counts[i]) for i in kept])
-        sent_vectors[dst] = _stored(reuse.index.sentences, src)
+        sent_vectors[dst] = stored(reuse.index.sentences, src)
     return vectors, sent_vectors, sent_rows, len(kept)
 
 
@@ -423,58 +363,6 @@ def _checked(vectors: np.ndarray, n: int) -> np.ndarray:
     if vectors.ndim != 2 or vectors.shape[0] != n:
         raise ValueError(f"embedding backend returned shape {vectors.shape} for {n} texts")
     return np.asarray(vectors, dtype=np.float32)
-
-
-def _stored(faiss_index: Any, rows: np.ndarray) -> np.ndarray:
-    """Vectors stored in a FAISS index, by row (flat and HNSW keep them as they were added)."""
-    import faiss
-
-    inner = faiss.downcast_index(faiss_index)
-    if isinstance(inner, faiss.IndexIVF):
-        inner.make_direct_map()
-    out = np.empty((len(rows), inner.d), dtype=np.float32)
-    for start in range(0, len(rows), 65_536):
-        part = np.ascontiguousarray(rows[start : start + 65_536], dtype=np.int64)
-        out[start : start + len(part)] = inner.reconstruct_batch(part)
-    return out
-
-
-def _changes(
-    chunks: Sequence[Chunk],
-    keys: Sequence[str],
-    reused: int,
-    reuse: _Reuse | None,
-    why_full: str | None,
-) -> dict[str, Any]:
-    """What this build added, changed, removed and reused, by document and by passage."""
-    new_keys: dict[str, list[str]] = {}
-    for chunk, key in zip(chunks, keys, strict=True):
-        new_keys.setdefault(chunk.doc_id, []).append(key)
-    old_keys = reuse.keys_by_doc if reuse is not None else {}
-    old_ids = reuse.chunk_ids if reuse is not None else set()
-    new_ids = {c.id for c in chunks}
-    old_rows = reuse.rows_by_key if reuse is not None else {}
-    embedded = [c for c, k in zip(chunks, keys, strict=True) if k not in old_rows]
-    # Ids hash the heading path and text, so an id seen before with new vectors is a passage
-    # whose kind or file type changed.
-    embedded_known = sum(1 for c in embedded if c.id in old_ids)
-    same = [d for d in new_keys if old_keys.get(d) == new_keys[d]]
-    return {
-        "incremental": reuse is not None,
-        "full_rebuild_reason": why_full,
-        "documents": {
-            "added": sum(1 for d in new_keys if d not in old_keys),
-            "changed": sum(1 for d in new_keys if d in old_keys and old_keys[d] != new_keys[d]),
-            "removed": sum(1 for d in old_keys if d not in new_keys),
-            "reused": len(same),
-        },
-        "chunks": {
-            "added": len(embedded) - embedded_known,
-            "changed": embedded_known,
-            "removed": len(old_ids - new_ids),
-            "reused": reused,
-        },
-    }
 
 
 def _previous_adaptation(index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
