@@ -31,11 +31,13 @@ class Settings(BaseSettings):
     corpus_dir: Path = Field(
         Path("corpus"),
         description="folder of documents (`.md`, `.mdx`, `.html`, `.pdf`, `.docx`, `.txt`), "
-        "read recursively, hidden files skipped",
+        "read recursively through links, hidden files skipped; uploads go in its `uploads/`",
     )
     index_dir: Path = Field(Path("index"), description="where the index is written and read")
     data_dir: Path = Field(
-        Path("data"), description="where the server keeps its query log (`rag log` reads it)"
+        Path("data"),
+        description="where the server keeps its query log (`rag log` reads it), keys, and what "
+        "`rag sync` fetched ([docs/sources.md](docs/sources.md))",
     )
     model: str = Field(
         DEFAULT_MODEL,
