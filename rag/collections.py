@@ -35,7 +35,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from rag.config import Settings
+from rag.config import Settings, parse_duration
 from rag.errors import CollectionNotFound, ConfigError
 from rag.sources.config import FolderSource, SourceConfig, WebSource
 from rag.sources.layout import Layout
@@ -188,10 +188,17 @@ def _collection(
     }
     if table.cors_origins:
         overrides["cors_origins"] = [o.rstrip("/") for o in table.cors_origins]
-    for field in ("k", "not_covered", "rate_limit", "sync_every"):
+    for field in ("k", "not_covered", "rate_limit"):
         value = getattr(table, field)
         if value is not None:
             overrides[field] = value
+    if table.sync_every is not None:
+        try:
+            overrides["sync_every"] = parse_duration(table.sync_every)
+        except ValueError as exc:
+            raise ConfigError(
+                f"config file {path}: collection {name!r}: sync_every: {exc}"
+            ) from None
     try:
         own = settings.model_copy(update=overrides)
         # Validated as the environment's values are ("60/minute", k within max_k...).

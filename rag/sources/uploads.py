@@ -27,6 +27,7 @@ from rag.ingest.loader import parse_file
 from rag.sources.state import now, sha256
 
 RECORD = ".rag-uploads.json"
+LOCK = ".rag-uploads.lock"
 # Files in one upload request: enough for a batch of guides, few enough to answer quickly.
 MAX_FILES = 20
 # A DOCX is a ZIP archive whose XML python-docx reads whole into memory. Text compresses about
@@ -258,8 +259,9 @@ class Uploads:
     @contextmanager
     def locked(self) -> Iterator[Record]:
         """The record, read under the folder's lock (workers and processes share it)."""
+        self.record()  # a folder that is not ours is refused before anything is written in it
         self.folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(self.folder / ".rag-uploads.lock", thread_local=False):
+        with FileLock(self.folder / LOCK, thread_local=False):
             yield self.record()
 
     def record(self) -> Record:
@@ -273,7 +275,12 @@ class Uploads:
             raise UploadRefused(
                 f"the uploads record cannot be read ({exc})", 409, "conflict"
             ) from None
-        if any(p.is_file() and not p.name.startswith(".") for p in self.folder.glob("*")):
+        # The lock is made only in a folder found to be ours (another upload may be writing
+        # its first file now, before its record).
+        ours = (self.folder / LOCK).exists()
+        if not ours and any(
+            p.is_file() and not p.name.startswith(".") for p in self.folder.glob("*")
+        ):
             raise UploadRefused(
                 f"the folder {self.folder.name}/ holds files that were not uploaded here: "
                 "rename it, and uploads get a folder of their own",

@@ -83,6 +83,8 @@ class UploadedFile(BaseModel):
     type: str
     bytes: int
     ids: list[str]
+    # Why a file gave no document: its text is a document the collection already has.
+    note: str | None = None
 
 
 class UploadResult(BaseModel):
@@ -236,8 +238,9 @@ def upload_result(upkeep: Upkeep, uploads: list[Upload], manifest: Manifest) -> 
     for upload in uploads:
         source = f"{UPLOADS}/{upload.name}"
         ids = [d["id"] for d in documents if d["source"] == source]
+        note = None if ids else "its text is already indexed from another file: no new document"
         files.append({"file": source, "name": upload.original, "type": upload.type,
-                      "bytes": len(upload.data), "ids": ids})  # fmt: skip
+                      "bytes": len(upload.data), "ids": ids, "note": note})  # fmt: skip
     ids = [i for f in files for i in f["ids"]]
     return {"collection": upkeep.name, "ids": ids, "files": files, "build_id": build_id}
 
