@@ -256,3 +256,15 @@ def test_the_sources_page_in_chromium(deployment: SimpleNamespace, tmp_path: Pat
             context.close()
     finally:
         server.stop()
+
+
+def test_an_upload_before_any_sync_indexes_the_folder_sources_too(
+    client: TestClient, deployment: SimpleNamespace
+) -> None:
+    files = {"files": ("pay.md", b"# Pay Bands\n\nReviewed every spring.\n")}
+    bearer = {"Authorization": f"Bearer {deployment.key}"}
+    response = client.post("/c/careers/documents", files=files, headers=bearer)
+    assert response.status_code == 201, response.text
+    docs = client.get("/c/careers/documents").json()["documents"]
+    assert sorted(d["source"] for d in docs) == ["extra/oncall.md", "uploads/pay.md"]
+    assert deployment.site.paths() == []  # the web source is the sync's to fetch

@@ -80,6 +80,8 @@ class Upkeep:
         return result
 
     def _build(self) -> Manifest:
+        # Its folder sources linked in, should no sync have laid the corpus out yet.
+        self.collection.layout.assemble()
         return build_collection(self.collection.settings, self.models)
 
     async def add(self, uploads: list[Upload]) -> Manifest:

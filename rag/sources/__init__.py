@@ -6,38 +6,16 @@ a ``folder`` source is a folder read where it is. ``sync`` brings one up to date
 changed (docs/sources.md).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from rag.sources.config import (
-        DEFAULT_USER_AGENT,
-        FolderSource,
-        SourceConfig,
-        WebSource,
-        parse_sources,
-    )
-    from rag.sources.report import SyncReport
-    from rag.sources.state import Entry, State
-    from rag.sources.sync import documents_dir, sync, sync_async
-
-# Imported on first use: reading a config file names sources without loading the crawler's
-# libraries (httpx, trafilatura, lxml), which every `rag` command would otherwise pay for.
-_WHERE = {
-    "DEFAULT_USER_AGENT": "config",
-    "FolderSource": "config",
-    "SourceConfig": "config",
-    "WebSource": "config",
-    "parse_sources": "config",
-    "SyncReport": "report",
-    "Entry": "state",
-    "State": "state",
-    "documents_dir": "sync",
-    "sync": "sync",
-    "sync_async": "sync",
-}
+from rag.sources.config import (
+    DEFAULT_USER_AGENT,
+    FolderSource,
+    SourceConfig,
+    WebSource,
+    parse_sources,
+)
+from rag.sources.report import SyncReport
+from rag.sources.state import Entry, State
+from rag.sources.sync import documents_dir, sync, sync_async
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -52,9 +30,3 @@ __all__ = [
     "sync",
     "sync_async",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'rag.sources' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"rag.sources.{_WHERE[name]}"), name)

@@ -104,10 +104,11 @@ class Layout:
             if name.startswith(".") or name == UPLOADS or name in wanted:
                 continue
             # Only what a sync made here goes: a link, or a mirror with its state file.
+            # Tolerant of a sync and an upload's build laying the folder out at once.
             if path.is_symlink():
-                path.unlink()
+                path.unlink(missing_ok=True)
             elif path.is_dir() and (path / STATE_FILE).is_file():
-                shutil.rmtree(path)
+                shutil.rmtree(path, ignore_errors=True)
             else:
                 log.warning("leaving %s in %s: no configured source made it", name, root)
                 continue
@@ -120,10 +121,14 @@ def _link(link: Path, target: Path) -> None:
     if link.is_symlink():
         if Path(os.readlink(link)) == target:
             return
-        link.unlink()
+        link.unlink(missing_ok=True)
     elif link.exists():
         raise FileExistsError(f"{link} exists and is not a link to a source folder")
-    link.symlink_to(target, target_is_directory=True)
+    try:
+        link.symlink_to(target, target_is_directory=True)
+    except FileExistsError:
+        if not (link.is_symlink() and Path(os.readlink(link)) == target):
+            raise
 
 
 def _entry_name(source: Source) -> str:
