@@ -268,11 +268,10 @@ def test_a_failed_sync_keeps_the_previous_index_serving_and_says_why(
     (env.root / "extra" / "oncall.md").write_text("# On-call Guide\n\nNow two weeks long.\n")
     code, out, err = rag_json(capsys, "sync", "--config", str(config), "--json")
     assert code == 2
-    assert (
-        err.startswith("rag: error: collection 'careers': source 127.0.0.1-")
-        and err.count("\n") == 1
-    )
-    assert "robots.txt" in err and "still served" in err
+    # One line from rag (the test site's server thread may log a reset connection too).
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("rag: ")]
+    assert line.startswith("rag: error: collection 'careers': source 127.0.0.1-")
+    assert "robots.txt" in line and "still served" in line
     web = by_name(out["collections"][0])["web"]
     assert web["status"] == "failed" and "robots.txt" in web["error"]
     # The folder's change is indexed; the site's pages stay as they were.

@@ -29,8 +29,8 @@ class BodyGuard:
     (uvicorn has no body deadline: a client could hold a request open forever), and a JSON body
     that is not UTF-8 gets 400, all naming the field ``body``. Only the paths in ``form_paths``
     (the /admin sign-in form) or matching ``form_pattern`` (the admin page's forms) also take an
-    HTML form's urlencoded body; only POSTs to paths matching ``upload_pattern`` take a
-    multipart body, of at most ``max_upload_bytes``.
+    HTML form's urlencoded body; only paths matching ``upload_pattern`` take a multipart body,
+    of at most ``max_upload_bytes``.
     """
 
     def __init__(
@@ -57,11 +57,8 @@ class BodyGuard:
             return
         headers = dict(scope["headers"])
         path = scope["path"]
-        upload = (
-            scope["method"] == "POST"
-            and self.upload_pattern is not None
-            and self.upload_pattern.match(path) is not None
-        )
+        # Any method: a PUT with a form is the router's to refuse (405), not a 415 here.
+        upload = self.upload_pattern is not None and self.upload_pattern.match(path) is not None
         limit = max(self.max_upload_bytes, self.max_bytes) if upload else self.max_bytes
         too_big = f"request body is larger than {limit} bytes"
         length = headers.get(b"content-length", b"")
