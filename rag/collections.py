@@ -10,6 +10,15 @@ A config file (TOML, given with ``--config FILE`` or ``RAG_CONFIG``) names them:
     [collections.handbook]
     corpus = "handbook"
     public = false              # only with an API key scoped to it
+    sync_every = "6h"           # `rag serve` syncs its sources this often
+
+    [[collections.handbook.sources]]
+    type = "web"
+    url = "https://handbook.example.com/sitemap.xml"
+
+``corpus`` is a shorthand for one folder source; ``sources`` lists web and folder sources
+(rag.sources, docs/sources.md), a folder's path relative to this file. Every collection also
+takes uploads (rag.sources.layout says where each source's documents are kept).
 
 Each collection has its own index (``<index_dir>/<name>`` unless ``index`` says otherwise), its
 own query log (under ``<data_dir>/<name>``) and its own ``k``, not-covered message and rate
@@ -26,8 +35,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from rag.config import Settings
+from rag.config import Settings, parse_duration
 from rag.errors import CollectionNotFound, ConfigError
+from rag.sources.config import FolderSource, SourceConfig, WebSource
+from rag.sources.layout import Layout
 
 DEFAULT = "default"
 # A name travels in URLs (/c/NAME/search), file names and model ids: kept to a safe alphabet.
@@ -41,6 +52,10 @@ class CollectionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     corpus: str | None = Field(None, description="Its documents' folder, relative to the file.")
+    sources: list[SourceConfig] = Field(
+        default_factory=list, description="Web sites and folders its documents come from."
+    )
+    sync_every: str | None = Field(None, description="How often `rag serve` syncs them (6h).")
     index: str | None = Field(None, description="Its index folder (default <index_dir>/NAME).")
     public: bool = Field(False, description="Anonymous access; else only keys scoped to it.")
     cors_origins: list[str] = Field(default_factory=list)
@@ -59,15 +74,24 @@ class ConfigFile(BaseModel):
 
 @dataclass(frozen=True)
 class Collection:
-    """A collection as served: its name, access and its own settings (folders, overrides)."""
+    """A collection as served: its name, access, its own settings (folders, overrides) and
+    where its documents come from."""
 
     name: str
     settings: Settings
     public: bool = True
+    # Empty: the one folder ``settings.corpus_dir``.
+    sources: tuple[WebSource | FolderSource, ...] = ()
 
     @property
     def corpus_dir(self) -> Path:
         return Path(self.settings.corpus_dir)
+
+    @property
+    def layout(self) -> Layout:
+        """Where each of its sources keeps its documents, and the folder its index reads."""
+        sources = self.sources or (FolderSource(path=self.corpus_dir),)
+        return Layout.plan(sources, self.corpus_dir, Path(self.settings.data_dir))
 
     @property
     def index_dir(self) -> Path:
@@ -145,12 +169,22 @@ def _collection(
     path: Path, name: str, table: CollectionConfig, base: Path, settings: Settings
 ) -> Collection:
     """One collection's settings: the server's, with its folders and its overrides."""
-    corpus = base / table.corpus if table.corpus else base / name
+    sources: list[WebSource | FolderSource] = [
+        # A folder's path is relative to the config file, like ``corpus``.
+        source.model_copy(update={"path": base / source.path})
+        if isinstance(source, FolderSource)
+        else source
+        for source in table.sources
+    ]
+    if table.corpus or not sources:
+        sources.insert(0, FolderSource(path=base / (table.corpus or name)))
+    data = Path(settings.data_dir) / name
+    layout = Layout.plan(tuple(sources), sources[0].path if _one_folder(sources) else base, data)
     index = base / table.index if table.index else Path(settings.index_dir) / name
     overrides: dict[str, Any] = {
-        "corpus_dir": corpus,
+        "corpus_dir": layout.corpus_dir,
         "index_dir": index,
-        "data_dir": Path(settings.data_dir) / name,
+        "data_dir": data,
     }
     if table.cors_origins:
         overrides["cors_origins"] = [o.rstrip("/") for o in table.cors_origins]
@@ -158,6 +192,13 @@ def _collection(
         value = getattr(table, field)
         if value is not None:
             overrides[field] = value
+    if table.sync_every is not None:
+        try:
+            overrides["sync_every"] = parse_duration(table.sync_every)
+        except ValueError as exc:
+            raise ConfigError(
+                f"config file {path}: collection {name!r}: sync_every: {exc}"
+            ) from None
     try:
         own = settings.model_copy(update=overrides)
         # Validated as the environment's values are ("60/minute", k within max_k...).
@@ -166,10 +207,17 @@ def _collection(
         raise ConfigError(
             f"config file {path}: collection {name!r}: {_first_problem(exc)}"
         ) from None
-    return Collection(name, own, public=table.public)
+    return Collection(name, own, public=table.public, sources=tuple(sources))
+
+
+def _one_folder(sources: list[WebSource | FolderSource]) -> bool:
+    return len(sources) == 1 and isinstance(sources[0], FolderSource)
 
 
 def _first_problem(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
+    # A source's type tags its fields in pydantic's path (sources.1.web.url): not in the file.
+    loc = [part for i, part in enumerate(error["loc"])
+           if not (part in ("web", "folder") and i and isinstance(error["loc"][i - 1], int))]  # fmt: skip
+    where = ".".join(str(part) for part in loc)
     return f"{where}: {error['msg']}" if where else error["msg"]

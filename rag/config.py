@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -30,11 +31,13 @@ class Settings(BaseSettings):
     corpus_dir: Path = Field(
         Path("corpus"),
         description="folder of documents (`.md`, `.mdx`, `.html`, `.pdf`, `.docx`, `.txt`), "
-        "read recursively, hidden files skipped",
+        "read recursively through links, hidden files skipped; uploads go in its `uploads/`",
     )
     index_dir: Path = Field(Path("index"), description="where the index is written and read")
     data_dir: Path = Field(
-        Path("data"), description="where the server keeps its query log (`rag log` reads it)"
+        Path("data"),
+        description="where the server keeps its query log (`rag log` reads it), keys, and what "
+        "`rag sync` fetched ([docs/sources.md](docs/sources.md))",
     )
     model: str = Field(
         DEFAULT_MODEL,
@@ -74,6 +77,18 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, description="largest HTTP request body accepted"
+    )
+    # Read into memory whole, like every body (rag.serve.middleware), so this bounds memory too.
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        description="largest upload to `/documents` (all its files together); larger ones "
+        "answer 413 and nothing is written",
+    )
+    sync_every: float | None = Field(
+        None,
+        description="how often `rag serve` syncs each collection's sources and re-indexes "
+        "(`6h`, `30m`, `90s`; a collection's `sync_every` overrides it); unset: only `rag sync`",
     )
     # Queries that arrive while a batch encodes already form the next batch, so waiting on top
     # only idles the model (benchmarks/RESULTS.md).
@@ -200,6 +215,18 @@ class Settings(BaseSettings):
         "past it, that client's authenticated requests answer 429",
     )
 
+    @field_validator("sync_every", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("sync_every")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be a positive duration such as 6h, 30m or 90s")
+        return value
+
     @field_validator("text_profile")
     @classmethod
     def _known_profile(cls, value: str) -> str:
@@ -252,6 +279,26 @@ class Settings(BaseSettings):
                 'use "off" or a rate such as "60/minute" or "10/second;300/hour"'
             ) from exc
         return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds from ``6h``, ``30m``, ``90s``, ``1d`` or a number of seconds; None when empty."""
+    text = text.strip().lower()
+    if not text or text in ("off", "none"):
+        return None
+    number, unit = (text[:-1], text[-1]) if text[-1] in _UNITS else (text, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a duration: write a number and s, m, h or d (6h, 30m, 90s)"
+        ) from None
+    if not math.isfinite(seconds):
+        raise ValueError(f"{text!r} is not a finite duration")
+    return seconds
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -23,6 +23,7 @@ from rag.cli.index import index_command
 from rag.cli.keys import keys_group
 from rag.cli.query import ask_command, search_command
 from rag.cli.serve import mcp_command, serve_command
+from rag.cli.sync import sync_command
 from rag.modes import MODES
 
 __all__ = ["EXIT_USAGE", "LOW_SCORE", "MODES", "MODES_FOR_EVAL", "PROG", "cli", "main"]
@@ -49,6 +50,7 @@ def cli() -> None:
 
 for _command in (
     index_command,
+    sync_command,
     search_command,
     ask_command,
     eval_command,

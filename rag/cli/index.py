@@ -113,12 +113,16 @@ def index_command(
     base = base_settings(index_dir=index_dir, corpus_dir=corpus_dir, model=model)
     if base.config is None or chosen_collection() is not None:
         config = collection_settings(base, chosen_collection())
+        if base.config is not None:
+            # Its folder sources linked into its corpus (rag.sources.layout); `rag sync` fetches.
+            catalog(base).get(chosen_collection()).layout.assemble()
         return _index(config, as_json, if_stale, chunker, full, wait, watch, debounce, ray)
     every = catalog(base)
     if watch and len(every.collections) > 1:
         raise click.UsageError("--watch follows one collection: name it with --collection")
     for collection in every:
         terminal.console(stderr=True).print(f"Collection {collection.name}:", soft_wrap=True)
+        collection.layout.assemble()
         _index(collection.settings, as_json, if_stale, chunker, full, wait, watch, debounce, ray)
     return 0
 

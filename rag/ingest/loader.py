@@ -23,6 +23,7 @@ from rag.ingest.plaintext import parse_text
 from rag.ingest.profiles import DEFAULT_TEXT_PROFILE, profile_for
 from rag.ingest.types import Document, SourceFile
 from rag.ingest.urls import file_urls
+from rag.ingest.walk import walk_files
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,8 @@ def file_sha256(path: Path) -> str:
 
 def iter_corpus_files(corpus_dir: Path) -> Iterator[Path]:
     """Every candidate file below ``corpus_dir``, in a stable order; hidden files are ignored."""
-    for path in sorted(corpus_dir.rglob("*")):
-        rel = path.relative_to(corpus_dir)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.is_file() and path.suffix.lower() in SUFFIXES:
+    for path in walk_files(corpus_dir):
+        if not path.name.startswith(".") and path.suffix.lower() in SUFFIXES:
             yield path
 
 

@@ -11,6 +11,8 @@ import json
 import logging
 from pathlib import Path
 
+from rag.ingest.walk import walk_files
+
 log = logging.getLogger(__name__)
 
 STATE_FILE = ".rag-source.json"
@@ -20,10 +22,9 @@ def file_urls(corpus_dir: Path) -> dict[str, str]:
     """Each listed file's canonical URL (else its URL), by path relative to ``corpus_dir``."""
     corpus_dir = Path(corpus_dir)
     out: dict[str, str] = {}
-    for state in sorted(corpus_dir.rglob(STATE_FILE)):
+    # As the loader walks: through links, past hidden folders (a sync's unfinished copy is one).
+    for state in (p for p in walk_files(corpus_dir) if p.name == STATE_FILE):
         folder = state.parent.relative_to(corpus_dir)
-        if any(part.startswith(".") for part in folder.parts):
-            continue  # the loader skips hidden folders, and a sync's unfinished copy is one
         try:
             files = json.loads(state.read_text(encoding="utf-8"))["files"]
             entries = files.items()

@@ -47,6 +47,7 @@ from rag.serve.pages import prefixed_router as prefixed_pages
 from rag.serve.pages import router as pages_router
 from rag.serve.routes import COLLECTION_ROUTERS, ROUTERS
 from rag.serve.routes.admin import LOGIN_PATH
+from rag.serve.routes.admin_sources import ADMIN_FORMS, UPLOAD_PATHS
 from rag.serve.state import running
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,9 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
         max_bytes=settings.max_body_bytes,
         timeout_s=settings.body_timeout_s,
         form_paths=(LOGIN_PATH,),
+        form_pattern=ADMIN_FORMS,
+        upload_pattern=UPLOAD_PATHS,
+        max_upload_bytes=max(c.settings.max_upload_bytes for c in catalog),
     )
     # Before the body is read: a client over its rate costs nothing more.
     rates = {c.name: c.settings.rate_limit for c in catalog}

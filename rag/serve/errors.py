@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from rag.analytics.querylog import QueryNotFound
@@ -195,7 +196,22 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route on the path only; /documents has
+        # GET and POST in two routes.
+        headers = {**(headers or {}), "Allow": ", ".join(_methods(request))}
+    return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+def _methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path."""
+    found: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            found |= getattr(route, "methods", None) or set()
+    return sorted(found)
 
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,6 +3,7 @@ every request body is read, bounded and checked before the app sees it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -27,7 +28,9 @@ class BodyGuard:
     a body that has not all arrived within ``timeout_s`` gets 408 and the connection is closed
     (uvicorn has no body deadline: a client could hold a request open forever), and a JSON body
     that is not UTF-8 gets 400, all naming the field ``body``. Only the paths in ``form_paths``
-    (the /admin sign-in form) also take an HTML form's urlencoded body.
+    (the /admin sign-in form) or matching ``form_pattern`` (the admin page's forms) also take an
+    HTML form's urlencoded body; only paths matching ``upload_pattern`` take a multipart body,
+    of at most ``max_upload_bytes``.
     """
 
     def __init__(
@@ -36,20 +39,30 @@ class BodyGuard:
         max_bytes: int,
         timeout_s: float = 15.0,
         form_paths: Iterable[str] = (),
+        form_pattern: re.Pattern[str] | None = None,
+        upload_pattern: re.Pattern[str] | None = None,
+        max_upload_bytes: int = 0,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.form_paths = frozenset(form_paths)
+        self.form_pattern = form_pattern
+        self.upload_pattern = upload_pattern
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        too_big = f"request body is larger than {self.max_bytes} bytes"
+        path = scope["path"]
+        # Any method: a PUT with a form is the router's to refuse (405), not a 415 here.
+        upload = self.upload_pattern is not None and self.upload_pattern.match(path) is not None
+        limit = max(self.max_upload_bytes, self.max_bytes) if upload else self.max_bytes
+        too_big = f"request body is larger than {limit} bytes"
         length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_bytes:
+        if length.isdigit() and int(length) > limit:
             await error_response(413, too_big, "body", kind="too_large")(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -61,7 +74,7 @@ class BodyGuard:
                     return
                 chunk = message.get("body", b"")
                 size += len(chunk)
-                if size > self.max_bytes:
+                if size > limit:
                     too_large = error_response(413, too_big, "body", kind="too_large")
                     await too_large(scope, receive, send)
                     return
@@ -78,15 +91,21 @@ class BodyGuard:
         body = b"".join(chunks)
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         is_json = content_type.endswith((b"/json", b"+json"))
-        is_form = (
-            content_type == b"application/x-www-form-urlencoded"
-            and scope["path"] in self.form_paths
+        is_form = content_type == b"application/x-www-form-urlencoded" and (
+            path in self.form_paths
+            or (self.form_pattern is not None and self.form_pattern.match(path) is not None)
         )
-        if body and not (is_json or is_form) and scope["method"] in ("POST", "PUT", "PATCH"):
+        is_multipart = upload and content_type == b"multipart/form-data"
+        if (
+            body
+            and not (is_json or is_form or is_multipart)
+            and scope["method"] in ("POST", "PUT", "PATCH")
+        ):
             # Every endpoint that takes a body takes JSON, the sign-in form aside (and FastAPI
             # parses none without a JSON Content-Type): say so, rather than fail validation.
             name = content_type.decode("latin-1") or "sent without a Content-Type"
-            detail = f"the body is {name}, but this endpoint takes application/json"
+            takes = "multipart/form-data" if upload else "application/json"
+            detail = f"the body is {name}, but this endpoint takes {takes}"
             unsupported = error_response(415, detail, "body", kind="unsupported_media_type")
             await unsupported(scope, receive, send)
             return

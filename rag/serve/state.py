@@ -25,6 +25,8 @@ from rag.serve.access import Access
 from rag.serve.admin_auth import AdminAuth, Failures
 from rag.serve.reload import keep_current
 from rag.serve.services import Services
+from rag.serve.upkeep import Upkeep
+from rag.upkeep import Models
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class ServerState:
     services: dict[str, Services]
     access: Access
     admin_auth: AdminAuth | None = None
+    # Each collection's uploads, re-indexing and syncs (rag.serve.upkeep), by name.
+    upkeep: dict[str, Upkeep] = field(default_factory=dict)
     _loaders: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     @property
@@ -63,6 +67,7 @@ async def running(
     admin_auth = AdminAuth(settings, failures) if settings.admin_token else None
     access = Access(KeyStore(settings.data_dir), failures)
     services: dict[str, Services] = {}
+    models = Models()  # the model builds embed with, loaded when the first build needs it
     stop = anyio.Event()
     state = ServerState(settings, catalog, services, access, admin_auth)
     async with AsyncExitStack() as stack:
@@ -84,6 +89,11 @@ async def running(
                 await svc.attach(retriever)
             else:
                 task = asyncio.create_task(_keep_current(svc, stop))
+                state._loaders.append(task)
+            upkeep = state.upkeep[collection.name] = Upkeep(collection, svc, models)
+            stack.push_async_callback(upkeep.close)
+            if own.sync_every is not None:
+                task = asyncio.create_task(upkeep.on_schedule(own.sync_every, stop))
                 state._loaders.append(task)
         try:
             yield state

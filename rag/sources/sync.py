@@ -12,11 +12,8 @@ import time
 from pathlib import Path
 
 from rag.sources.config import FolderSource, WebSource
-from rag.sources.folder import sync_folder
-from rag.sources.mirror import MirrorBusy, mirror_lock
 from rag.sources.report import SyncReport
 from rag.sources.state import State
-from rag.sources.web import SyncFailed, sync_web
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +30,12 @@ def sync(source: WebSource | FolderSource, mirror_dir: Path) -> SyncReport:
 
 async def sync_async(source: WebSource | FolderSource, mirror_dir: Path) -> SyncReport:
     """``sync`` for a caller already in an event loop (the server's schedule)."""
+    # Here, not at the top: naming sources (a config file) needs none of the crawler's
+    # libraries (httpx, trafilatura, lxml), which every `rag` command would otherwise load.
+    from rag.sources.folder import sync_folder
+    from rag.sources.mirror import MirrorBusy, mirror_lock
+    from rag.sources.web import SyncFailed, sync_web
+
     mirror_dir = Path(mirror_dir).absolute()
     report = SyncReport(source=source.label(), type=source.type)
     started = time.monotonic()
