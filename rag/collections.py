@@ -33,7 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from rag.config import Settings, parse_duration
 from rag.errors import CollectionNotFound, ConfigError
@@ -41,6 +48,8 @@ from rag.sources.config import FolderSource, SourceConfig, WebSource
 from rag.sources.layout import Layout
 
 DEFAULT = "default"
+# Names every collection at once (/admin?collection=all), so no collection may take it.
+ALL = "all"
 # A name travels in URLs (/c/NAME/search), file names and model ids: kept to a safe alphabet.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
@@ -70,6 +79,13 @@ class ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     collections: dict[Name, CollectionConfig] = Field(min_length=1)
+
+    @field_validator("collections")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, CollectionConfig]) -> dict[str, CollectionConfig]:
+        if ALL in value:
+            raise ValueError(f"the name {ALL!r} is reserved: it means every collection")
+        return value
 
 
 @dataclass(frozen=True)
@@ -125,10 +141,11 @@ class Catalog:
         """The collection called ``name`` (None: the default one); CollectionNotFound."""
         if name is None:
             if self.default is None:
-                names = ", ".join(sorted(self.collections))
+                # No names: over HTTP they would tell anyone what private collections exist.
                 raise CollectionNotFound(
-                    f"this server has several collections and none is the default: ask one of "
-                    f"them at /c/NAME/... ({names})"
+                    f"there are several collections and none is called {DEFAULT!r}: name one, "
+                    "at /c/NAME/... over HTTP (GET /collections lists those you may use) or "
+                    "with --collection NAME"
                 )
             name = self.default
         found = self.collections.get(name)

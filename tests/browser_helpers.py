@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -126,6 +127,29 @@ class StaticSite:
         self.httpd.server_close()
 
 
+@dataclass
+class Sites:
+    """Static host pages on two origins: ``allowed`` is on the API's CORS allowlist."""
+
+    allowed: StaticSite
+    refused: StaticSite
+
+
+@dataclass
+class Tab:
+    """A fresh browser context with one page, recording dialogs and page errors."""
+
+    page: Any
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def watch(self, page: Any) -> Any:
+        """Record what ``page`` (the first page or a popup) does that it must not."""
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        return page
+
+
 @contextmanager
 def browser_session() -> Iterator[Any]:
     """One headless Chromium; raises RuntimeError with a clear message when it is missing."""
@@ -163,6 +187,34 @@ def serve_index(
     )  # fmt: skip
     server = LiveServer(create_app(settings, retriever)).start()
     try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def serve_collections(
+    config: Path, index_dir: Path, data_dir: Path, cors_origins: list[str]
+) -> Iterator[LiveServer]:
+    """The real app over the collections of a config file (each index under ``index_dir``),
+    once every public one is loaded."""
+    import httpx
+
+    from rag.config import Settings
+    from rag.serve.app import create_app
+
+    settings = Settings(
+        config=config, index_dir=index_dir, data_dir=data_dir, cors_origins=cors_origins
+    )
+    server = LiveServer(create_app(settings)).start()
+    try:
+        deadline = time.monotonic() + 120
+        while not all(
+            c["ready"] for c in httpx.get(f"{server.url}/collections").json()["collections"]
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the collections of {config} did not load in 120 s")
+            time.sleep(0.05)
         yield server
     finally:
         server.stop()

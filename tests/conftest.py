@@ -309,6 +309,48 @@ def real_retriever(real_index_dir: Path):
     return Retriever.from_index(load_index(real_index_dir))
 
 
+# --------------------------------------------------------------------------- browser tests
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per module of browser tests; fails with the install command."""
+    from tests.browser_helpers import browser_session, chromium_path
+
+    if chromium_path() is None:
+        pytest.fail(
+            "Chromium is missing: the browser tests need Debian's Chromium at /usr/bin/chromium "
+            "(or $CHROMIUM). Install it with `apt-get install -y chromium` (.ci/run does)."
+        )
+    with browser_session() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[Any]:
+    """Two static sites on their own origins, to host the widget (tests.browser_helpers.Sites)."""
+    from tests.browser_helpers import Sites, StaticSite
+
+    s = Sites(StaticSite(), StaticSite())
+    yield s
+    s.allowed.stop()
+    s.refused.stop()
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Any]:
+    """A fresh context and page of ``browser`` (tests.browser_helpers.Tab), popups watched too."""
+    from tests.browser_helpers import Tab
+
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(30_000)
+    t = Tab(context.new_page())
+    t.watch(t.page)
+    context.on("page", t.watch)
+    yield t
+    context.close()
+
+
 def _say(config: pytest.Config, line: str) -> None:
     """Print past pytest's output capture: a silent ~150 s build looks like a hung test."""
     capture = config.pluginmanager.get_plugin("capturemanager")

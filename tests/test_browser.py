@@ -1,6 +1,7 @@
 """The chat page, the source viewer and the widget, driven in a real headless Chromium.
 
-One browser per session; one real server (uvicorn, real model) per index: the real corpus, and a
+One browser per module and a fresh tab per test (the ``browser``, ``sites`` and ``tab`` fixtures
+of tests/conftest.py); one real server (uvicorn, real model) per index: the real corpus, and a
 small corpus whose guide carries HTML payloads. Host pages for the widget are served from other
 origins: one on the CORS allowlist, one off it.
 """
@@ -10,21 +11,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.browser_helpers import (
     ROOT,
     LiveServer,
-    StaticSite,
+    Sites,
+    Tab,
     ask_widget,
-    browser_session,
-    chromium_path,
     host_page,
     serve_index,
     wait_settled,
@@ -61,48 +60,6 @@ A data engineer builds and maintains the pipelines that move data into the wareh
 """
 
 
-@dataclass
-class Sites:
-    """Static host pages on two origins: ``allowed`` is on the API's CORS allowlist."""
-
-    allowed: StaticSite
-    refused: StaticSite
-
-
-@dataclass
-class Tab:
-    """A fresh browser context with one page, recording dialogs and page errors."""
-
-    page: Page
-    dialogs: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def watch(self, page: Page) -> Page:
-        """Record what ``page`` (the first page or a popup) does that it must not."""
-        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        return page
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if chromium_path() is None:
-        pytest.fail(
-            "Chromium is missing: the browser tests need Debian's Chromium at /usr/bin/chromium "
-            "(or $CHROMIUM). Install it with `apt-get install -y chromium` (.ci/run does)."
-        )
-    with browser_session() as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def sites() -> Iterator[Sites]:
-    s = Sites(StaticSite(), StaticSite())
-    yield s
-    s.allowed.stop()
-    s.refused.stop()
-
-
 @pytest.fixture(scope="module")
 def real_server(
     real_index_dir: Path,
@@ -137,17 +94,6 @@ def xss_server(
     ) as server:
         sites.allowed.pages["/xss.html"] = host_page(server.url, "Security blog")
         yield server
-
-
-@pytest.fixture
-def tab(browser: Browser) -> Iterator[Tab]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(30_000)
-    t = Tab(context.new_page())
-    t.watch(t.page)
-    context.on("page", t.watch)
-    yield t
-    context.close()
 
 
 def _cited_span(href: str, retriever: Any) -> tuple[str, str]:
@@ -383,6 +329,17 @@ def test_chat_page_says_when_nothing_is_found_or_the_request_fails(
     wait_settled(page.locator("#conversation"))
     expect(page.get_by_role("alert")).to_have_count(0)
     expect(page.locator("article.msg-assistant .answer")).not_to_be_empty()
+
+
+def test_chat_page_of_a_server_without_collections_has_no_picker(
+    tab: Tab, real_server: LiveServer
+) -> None:
+    page = tab.page
+    with page.expect_response(re.compile(r"/collections$")) as listed:
+        page.goto(f"{real_server.url}/")
+    assert [c["name"] for c in listed.value.json()["collections"]] == ["default"]
+    expect(page.locator("#collection-picker")).to_be_hidden()
+    expect(page.get_by_role("combobox")).to_have_count(0)
 
 
 def test_viewer_unknown_document_is_a_friendly_404(tab: Tab, real_server: LiveServer) -> None:

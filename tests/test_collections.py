@@ -262,6 +262,15 @@ def test_citations_link_to_their_own_collection(
     assert body["results"][0]["citation"]["url"].startswith("/c/handbook/view/")
 
 
+def test_pages_under_a_collection_load_their_files_from_under_it(client: TestClient) -> None:
+    # chat.html and viewer.html name their script and stylesheet by relative URL.
+    assert client.get("/c/careers/").status_code == 200
+    for name in ("chat.js", "chat.css", "viewer.js"):
+        response = client.get(f"/c/careers/web/{name}")
+        assert response.status_code == 200 and response.text == client.get(f"/web/{name}").text
+    assert client.get("/c/careers/web/api.py").status_code == 404
+
+
 def test_feedback_reaches_only_the_collection_that_logged_the_query(
     client: TestClient, deployment: SimpleNamespace
 ) -> None:

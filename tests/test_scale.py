@@ -138,3 +138,20 @@ def test_bm25s_loads_without_numba_or_scipy_and_they_stay_importable():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "ok"]
     assert import_bm25s() is import_bm25s()
+
+
+def test_a_second_thread_never_gets_bm25s_half_imported():
+    import subprocess
+    import sys
+
+    # Two collections' indexes load in two threads at once: the second thread must wait for
+    # the first one's import, not take the module from sys.modules while it is still executing.
+    code = (
+        "import sys, threading\nfrom rag.index.lexical import import_bm25s\nseen = []\n"
+        "def watch():\n    while 'bm25s' not in sys.modules:\n        pass\n"
+        "    seen.append(hasattr(import_bm25s(), 'BM25'))\n"
+        "watcher = threading.Thread(target=watch)\nwatcher.start()\nimport_bm25s()\n"
+        "watcher.join()\nprint(seen)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[True]"]

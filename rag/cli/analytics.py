@@ -106,15 +106,15 @@ def report_command(
     as_json: bool,
 ) -> int:
     """Report what readers asked, what went unanswered or disliked, and what was cited: of
-    one collection, or of each in turn when a config file names several and none is chosen."""
+    one collection, or of each in turn when a config file names several and none is chosen
+    (``--html`` and ``--csv`` then write them all in one page, one CSV)."""
     from rag.analytics.report import format_report
 
     base = base_settings(data_dir=data_dir, index_dir=index_dir)
     every = catalog(base)
     if base.config is not None and chosen_collection() is None and len(every.collections) > 1:
-        if html is not None or csv_file is not None:
-            raise click.UsageError("--html and --csv write one collection's report: --collection")
         reports = {c.name: _report(c.settings, since) for c in every}
+        _write_all(reports, html, csv_file)
         if as_json:
             terminal.print_json({"collections": reports})
             return 0
@@ -144,6 +144,19 @@ def _report(config: Settings, since: datetime | None) -> dict[str, Any]:
         missing = " ".join(str(exc).split())
         warn(f"no list of documents, so no never-cited section: {missing}")
     return build_report(config.data_dir, documents, since=since, documents_missing=missing)
+
+
+def _write_all(
+    reports: dict[str, dict[str, Any]], html: Path | None, csv_file: Path | None
+) -> None:
+    from rag.analytics.report import render_all_html, write_csv_all
+
+    if html is not None:
+        html.write_text(render_all_html(reports), encoding="utf-8")
+        note(f"HTML report of {len(reports)} collections written to {html}")
+    if csv_file is not None:
+        write_csv_all(reports, csv_file)
+        note(f"CSV report of {len(reports)} collections written to {csv_file}")
 
 
 def _write(report: dict[str, Any], html: Path | None, csv_file: Path | None) -> None:

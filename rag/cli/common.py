@@ -145,7 +145,14 @@ def collection_settings(base: Settings, name: str | None) -> Settings:
                 f"only collection is {DEFAULT!r}"
             )
         return base
-    return Catalog.from_settings(base).get(name).settings
+    every = Catalog.from_settings(base)
+    if name is None and every.default is None:
+        # The operator reads the config file anyway: name its collections.
+        raise click.UsageError(
+            f"--collection: {base.config} names several collections and none is called "
+            f"{DEFAULT!r}: choose one of {', '.join(every.collections)}"
+        )
+    return every.get(name).settings
 
 
 def catalog(base: Settings | None = None) -> Any:

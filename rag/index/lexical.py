@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,13 @@ def build_bm25(texts: Sequence[str], params: Mapping[str, Any] = BM25_PARAMS) ->
     return bm25
 
 
+_imported: Any = None
+# A server loads several collections' indexes in worker threads at once: a second thread must
+# neither take the module from sys.modules while the first is still executing it (it has no
+# BM25 yet) nor see the hiding below half undone.
+_import_lock = threading.Lock()
+
+
 def import_bm25s() -> Any:
     """bm25s, without letting it import numba and scipy when nothing has loaded them yet.
 
@@ -40,8 +48,16 @@ def import_bm25s() -> Any:
     scores with numpy): a noticeable share of a cold ``rag search`` (benchmarks/RESULTS.md). They stay
     importable afterwards for any other code that wants them.
     """
-    if "bm25s" in sys.modules:
-        return sys.modules["bm25s"]
+    global _imported
+    if _imported is not None:
+        return _imported
+    with _import_lock:
+        if _imported is None:
+            _imported = _import_bm25s()
+    return _imported
+
+
+def _import_bm25s() -> Any:
     hidden = [name for name in ("numba", "scipy") if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail fast

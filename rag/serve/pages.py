@@ -17,7 +17,7 @@ router = APIRouter(include_in_schema=False)
 # under /c/{collection}/; its script calls the API relative to the page.
 collection_router = APIRouter(include_in_schema=False)
 # One collection's chat page, /c/{collection}/ (the one at / serves the default collection, or
-# offers a choice).
+# offers a choice), and the files its pages load by relative URL (/c/{collection}/web/...).
 prefixed_router = APIRouter(include_in_schema=False)
 
 # Assets the pages load from /web/; anything else under that path is a 404.
@@ -122,3 +122,10 @@ def web_asset(name: str) -> Response:
         media_type=ASSET_TYPES[name[name.rfind(".") :]],
         headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
     )
+
+
+@prefixed_router.api_route(methods=["GET", "HEAD"], path="/web/{name}")
+def collection_web_asset(name: str) -> Response:
+    """The same files for the pages under /c/{collection}/, which load them by relative URL;
+    they hold nothing of any collection, so no access check."""
+    return web_asset(name)

@@ -125,6 +125,14 @@ def index_version(index_dir: Path) -> str | None:
         return None
 
 
+# One load at a time in a process. With several collections the lifespan starts a load per
+# collection at once, each in a worker thread: the first ones import FAISS, bm25s, onnxruntime
+# and the tokenizers, and those imports are not all safe to run in two threads at once (a
+# module taken half-executed; import_bm25s hiding scipy from another thread's import). Loads
+# are CPU-bound under the GIL, so little is lost by queueing them.
+_load_lock = threading.Lock()
+
+
 def load_snapshot(settings: Settings) -> Snapshot:
     """Load the configured index (blocking: call from a thread); raises what loading raises.
 
@@ -132,6 +140,11 @@ def load_snapshot(settings: Settings) -> Snapshot:
     build id is read again afterwards, and a load that straddled a swap is thrown away and
     done again, so a snapshot never mixes the files of two builds.
     """
+    with _load_lock:
+        return _load(settings)
+
+
+def _load(settings: Settings) -> Snapshot:
     index_dir = Path(settings.index_dir)
     for _ in range(LOAD_ATTEMPTS):
         retriever = Retriever.from_settings(settings)

@@ -1,4 +1,5 @@
-"""The report as one CSV: a ``section`` column, then the columns every section shares.
+"""The report as one CSV: a ``section`` column, then the columns every section shares (and,
+for the reports of several collections in one file, a ``collection`` column before them).
 
 One file rather than a zip of several: a spreadsheet opens it with a double click, and a filter
 on ``section`` shows one part at a time; a zip must be unpacked first, and gives eight files to
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +57,23 @@ def rows(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def to_csv(report: dict[str, Any]) -> str:
     """The whole CSV as text, byte-order mark first."""
+    return _csv(COLUMNS, rows(report))
+
+
+def to_csv_all(reports: Mapping[str, dict[str, Any]]) -> str:
+    """The reports of several collections as one CSV, a ``collection`` column first."""
+    every = (
+        {"collection": name, **row} for name, report in reports.items() for row in rows(report)
+    )
+    return _csv(("collection", *COLUMNS), every)
+
+
+def _csv(columns: tuple[str, ...], lines: Iterator[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     buffer.write("\ufeff")
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, restval="")
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
     writer.writeheader()
-    writer.writerows(rows(report))
+    writer.writerows(lines)
     return buffer.getvalue()
 
 
@@ -68,3 +81,8 @@ def write_csv(report: dict[str, Any], path: Path) -> None:
     """Write the CSV to ``path``."""
     # newline="": the csv module writes its own CRLF line ends.
     Path(path).write_text(to_csv(report), encoding="utf-8", newline="")
+
+
+def write_csv_all(reports: Mapping[str, dict[str, Any]], path: Path) -> None:
+    """Write the CSV of several collections' reports to ``path``."""
+    Path(path).write_text(to_csv_all(reports), encoding="utf-8", newline="")

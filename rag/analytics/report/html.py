@@ -1,8 +1,9 @@
 """The report as one self-contained HTML page: inline CSS and SVG, no script, nothing fetched.
 
 ``rag report --html`` writes it and ``/admin`` serves it. The served page adds a toolbar (period
-form, CSV download, sign-out) that a file on disk has no server for. Every string from the log
-(questions, comments) is escaped: readers wrote them.
+form, CSV download, sign-out, and the collections when the server has several) that a file on
+disk has no server for. ``render_all_html`` puts every collection's report on one page. Every
+string from the log (questions, comments) is escaped: readers wrote them.
 
 The app's pages allow only same-origin stylesheets; this page must open from disk too, so its one
 inline stylesheet is allowed by its hash (``STYLE_HASH``) in the CSP the admin route sends.
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from rag.analytics.report.charts import Bar, hbar_chart, volume_chart
+from rag.collections import ALL
 
 STYLE = """
 :root { color-scheme: light; }
@@ -40,6 +44,9 @@ svg { max-width: 100%; height: auto; }
 nav form { display: inline; margin-right: 1rem; }
 nav { background: #f3f5f8; padding: .5rem .8rem; border-radius: 6px; }
 nav a { margin-right: 1rem; }
+nav + nav { margin-top: .4rem; }
+nav a[aria-current] { font-weight: 700; color: #222; text-decoration: none; }
+section.collection { margin-top: 2.5rem; }
 .login { max-width: 24rem; margin: 4rem auto; }
 .login input { width: 100%; padding: .4rem; margin: .4rem 0 .8rem; box-sizing: border-box; }
 """
@@ -58,8 +65,11 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def render_html(report: dict[str, Any], *, admin: bool = False) -> str:
-    """The report page; ``admin`` adds the served page's toolbar."""
+def render_html(
+    report: dict[str, Any], *, admin: bool = False, collections: Sequence[str] = ()
+) -> str:
+    """The report page; ``admin`` adds the served page's toolbar, with a link to each of
+    ``collections`` when there are several."""
     parts = [
         "<header>",
         "<h1>Coverage report</h1>",
@@ -68,9 +78,56 @@ def render_html(report: dict[str, Any], *, admin: bool = False) -> str:
         "</header>",
     ]
     if admin:
-        parts.append(_toolbar(report))
-    parts += [
-        "<main>",
+        parts.append(_toolbar(report["since"], report.get("collection"), collections))
+    parts += ["<main>", *_sections(report), "</main>"]
+    return _page("Coverage report · career-rag", "\n".join(parts))
+
+
+def render_all_html(
+    reports: Mapping[str, dict[str, Any]], *, admin: bool = False, collections: Sequence[str] = ()
+) -> str:
+    """One page holding the report of each collection of ``reports``, in their order."""
+    first = next(iter(reports.values()))
+    since = f" since {first['since']}" if first["since"] else ""
+    parts = [
+        "<header>",
+        "<h1>Coverage report: every collection</h1>",
+        f'<p class="lead">{len(reports)} collections{escape(since)}. Generated '
+        f"{escape(first['generated_at'])}.</p>",
+        "</header>",
+    ]
+    if admin:
+        parts.append(_toolbar(first["since"], ALL, collections or list(reports)))
+    links = "".join(f'<li><a href="#c-{escape(n)}">{escape(n)}</a></li>' for n in reports)
+    parts += ["<main>", f'<ul aria-label="Collections in this report">{links}</ul>']
+    for name, report in reports.items():
+        parts.append(
+            f'<section class="collection" id="c-{escape(name)}"><h2>Collection '
+            f'{escape(name)}</h2><p class="lead">{escape(_period(report))}.</p>'
+            f"{_nested(name, chr(10).join(_sections(report)))}</section>"
+        )
+    parts.append("</main>")
+    return _page("Coverage report, every collection · career-rag", "\n".join(parts))
+
+
+# The sections are written as a page of their own; nested in a page of several reports their
+# ids take the collection's name and their headings go down a level. Text from the log is
+# escaped, so no quote or tag of a reader's can match these.
+_ID = re.compile(r'\b(id|aria-labelledby)="([^"]*)"')
+
+
+def _nested(name: str, html: str) -> str:
+    def rename(match: re.Match[str]) -> str:
+        ids = " ".join(f"{name}-{i}" for i in match.group(2).split())
+        return f'{match.group(1)}="{escape(ids)}"'
+
+    html = _ID.sub(rename, html)
+    return html.replace("<h2>", "<h3>").replace("</h2>", "</h3>")
+
+
+def _sections(report: dict[str, Any]) -> list[str]:
+    """The report's sections, from the totals to the documents never cited."""
+    return [
         _totals(report),
         _volume(report),
         _questions(
@@ -102,9 +159,7 @@ def render_html(report: dict[str, Any], *, admin: bool = False) -> str:
         ),
         _thumbs(report["thumbs_down"]),
         _documents(report),
-        "</main>",
     ]
-    return _page("Coverage report · career-rag", "\n".join(parts))
 
 
 def render_login(message: str = "") -> str:
@@ -129,12 +184,32 @@ def _period(report: dict[str, Any]) -> str:
     return f"{report['queries']} queries from {start[:16]} to {report['last'][:16]} (UTC)"
 
 
-def _toolbar(report: dict[str, Any]) -> str:
-    since = report["since"] or ""
-    query = f"?since={quote(since)}" if since else ""
+def _query(since: str, collection: str | None) -> str:
+    pairs = {"since": since, "collection": collection or ""}
+    params = urlencode({k: v for k, v in pairs.items() if v})
+    return f"?{params}" if params else ""
+
+
+def _toolbar(since: str | None, collection: str | None, collections: Sequence[str]) -> str:
+    """The period form, the exports and sign-out; with several collections, a link to each
+    one's report and to all of them, and the exports of the one shown."""
+    since = since or ""
+    several = len(collections) > 1
+    shown = collection if several else None
+    query = _query(since, shown)
+    menu, hidden = "", ""
+    if several:
+        current = ' aria-current="page"'
+        links = "".join(
+            f'<a href="/admin{escape(_query(since, name))}"{current if name == shown else ""}>'
+            f"{escape(label)}</a>"
+            for name, label in [*((n, n) for n in collections), (ALL, "All collections")]
+        )
+        menu = f'<nav aria-label="Collections">Collection: {links}</nav>'
+        hidden = f'<input type="hidden" name="collection" value="{escape(shown or "")}">'
     return (
-        '<nav aria-label="Report">'
-        '<form method="get" action="/admin"><label for="since">Since </label>'
+        f'{menu}<nav aria-label="Report">'
+        f'<form method="get" action="/admin">{hidden}<label for="since">Since </label>'
         f'<input id="since" name="since" value="{escape(since)}" placeholder="7d or 2026-11-01"'
         ' size="14"> <button type="submit">Show</button></form>'
         f'<a href="/admin/report.csv{escape(query)}" download>Download CSV</a>'

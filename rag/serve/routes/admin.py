@@ -9,8 +9,11 @@ or missing token gets 401 in the API's JSON error shape; tokens are compared wit
 ``hmac.compare_digest``. Each wrong token, session or sign-in counts against the client's budget
 of failures; past it every /admin request of the client gets 429.
 
-The log is read (and the page rendered) in a worker thread: a large log must not hold up the
-event loop. The page has no script, and its CSP allows only its own inline stylesheet, by hash.
+On a server with several collections each report is one collection's (``?collection=NAME``,
+the default one without it), or every collection's at once with ``?collection=all``: one page
+with each report in turn, JSON ``{"collections": {NAME: report}}``, CSV with a ``collection``
+column. The log is read (and the page rendered) in a worker thread: a large log must not hold
+up the event loop. The page has no script, and its CSP allows only its own inline stylesheet, by hash.
 """
 
 from __future__ import annotations
@@ -24,8 +27,17 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from rag.analytics.report import build_report, parse_since, render_html, render_login, to_csv
+from rag.analytics.report import (
+    build_report,
+    parse_since,
+    render_all_html,
+    render_html,
+    render_login,
+    to_csv,
+    to_csv_all,
+)
 from rag.analytics.report.html import STYLE_HASH
+from rag.collections import ALL
 from rag.serve.admin_auth import SESSION_TTL_S, AdminAuth
 from rag.serve.deps import Server
 from rag.serve.services import Services
@@ -122,28 +134,42 @@ async def admin(request: Request, state: Server) -> ServerState:
 
 Admin = Annotated[ServerState, Depends(admin)]
 Collection = Annotated[
-    str | None, Query(max_length=100, description="which collection (default: the default one)")
+    str | None,
+    Query(max_length=100, description="which collection (default: the default one), or all"),
 ]
 
 
 async def _report(
-    state: ServerState, since: str | None, collection: str | None, render: Any = None
+    state: ServerState,
+    since: str | None,
+    collection: str | None,
+    render: Any = None,
+    render_all: Any = None,
 ) -> Any:
-    """The report dict (or ``render`` of it) of one collection's log, built in a worker
-    thread."""
-    svc = _collection(state, collection)
+    """The report dict (or ``render`` of it) of one collection's log, or with ``all`` the
+    reports of every collection (``render_all`` of them), built in a worker thread."""
+    every = collection == ALL
+    chosen = [svc for _, svc in state.collections()] if every else [_collection(state, collection)]
     when = parse_since(since) if since and since.strip() else None
-    current = svc.current  # the document list only: no request count is needed to read it
-    if current is not None:
-        documents, missing = list(current.documents), None
-    else:
-        documents, missing = None, svc.error or "the index is still loading"
+    documents: dict[str, tuple[list[dict[str, Any]] | None, str | None]] = {}
+    for svc in chosen:
+        current = svc.current  # the document list only: no request count is needed to read it
+        if current is not None:
+            documents[svc.name] = (list(current.documents), None)
+        else:
+            documents[svc.name] = (None, svc.error or "the index is still loading")
+
+    def one(svc: Services) -> dict[str, Any]:
+        listed, missing = documents[svc.name]
+        report = build_report(svc.settings.data_dir, listed, since=when, documents_missing=missing)
+        report["collection"] = svc.name
+        return report
 
     def work() -> Any:
-        report = build_report(
-            svc.settings.data_dir, documents, since=when, documents_missing=missing
-        )
-        report["collection"] = svc.name
+        if every:
+            reports = {svc.name: one(svc) for svc in chosen}
+            return render_all(reports) if render_all else {"collections": reports}
+        report = one(chosen[0])
         return render(report) if render else report
 
     return await anyio.to_thread.run_sync(work)
@@ -161,14 +187,22 @@ async def report_page(
     state: Admin, since: Since = None, collection: Collection = None
 ) -> HTMLResponse:
     """The coverage report as a page with charts."""
-    page = await _report(state, since, collection, partial(render_html, admin=True))
+    names = list(state.catalog.collections)
+    page = await _report(
+        state,
+        since,
+        collection,
+        partial(render_html, admin=True, collections=names),
+        partial(render_all_html, admin=True, collections=names),
+    )
     return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 @router.get("/report.csv")
 async def report_csv(state: Admin, since: Since = None, collection: Collection = None) -> Response:
-    """The coverage report as one CSV, a ``section`` column first."""
-    text = await _report(state, since, collection, to_csv)
+    """The coverage report as one CSV, a ``section`` column first (``collection`` before it
+    for all of them)."""
+    text = await _report(state, since, collection, to_csv, to_csv_all)
     headers = {**HEADERS, "Content-Disposition": 'attachment; filename="coverage-report.csv"'}
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 

@@ -1,4 +1,6 @@
 // Chat page: a multi-turn conversation over POST /chat, streamed as server-sent events.
+// Served at the site's root for the default collection and at {root}c/{name}/ for each; when
+// the visitor may use several collections (GET /collections), a picker switches between them.
 // Every piece of server data reaches the DOM as text (textContent / text nodes), never as HTML.
 "use strict";
 
@@ -19,6 +21,14 @@
   const emptyState = $("#empty-state");
   const newChat = $("#new-chat");
   const announcer = $("#announcer");
+  const picker = $("#collection-picker");
+  const select = $("#collection");
+
+  // This page is {root} or {root}c/{name}/; a name is in the alphabet the server allows.
+  const inCollection = /^(.*\/)c\/([a-z0-9][a-z0-9_-]{0,62})\/$/.exec(window.location.pathname);
+  const root = new URL(inCollection ? inCollection[1] : "./", window.location.href);
+  // Where chat and feedback are posted: this page's own collection until the picker says.
+  let apiBase = new URL("./", window.location.href);
 
   /** @type {{role: "user" | "assistant", content: string}[]} */
   let history = [];
@@ -137,14 +147,14 @@
       el("h2", { id }, "Sources"), list);
   }
 
-  function feedbackBar(queryId) {
+  function feedbackBar(queryId, base) {
     const status = el("span", { class: "feedback-status", role: "status" });
     const buttons = [];
     const send = async (rating, button) => {
       buttons.forEach((b) => { b.disabled = true; });
       button.setAttribute("aria-pressed", "true");
       try {
-        const res = await fetch("feedback", {
+        const res = await fetch(new URL("feedback", base), {
           method: "POST",
           headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ query_id: queryId, rating }),
@@ -224,9 +234,9 @@
     }
   }
 
-  /** POST /chat and report `sources`, `delta` and `done` through the handlers. */
-  async function streamChat(messages, handlers, signal) {
-    const res = await fetch("chat", {
+  /** POST {base}chat and report `sources`, `delta` and `done` through the handlers. */
+  async function streamChat(base, messages, handlers, signal) {
+    const res = await fetch(new URL("chat", base), {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
       body: JSON.stringify({ messages, k: K, stream: true }),
@@ -293,8 +303,10 @@
     setBusy(true);
     controller = new AbortController();
     const mine = controller;
+    // The collection asked, kept for this turn's feedback even if the picker changes.
+    const base = apiBase;
 
-    streamChat(messages, {
+    collectionsLoaded.then(() => streamChat(base, messages, {
       sources(data) {
         results = Array.isArray(data.results) ? data.results : [];
         queryId = data.query_id || null;
@@ -343,12 +355,12 @@
             card.insertBefore(el("p", { class: "answer-note" }, data.note), answerEl);
           }
         }
-        if (queryId) card.append(feedbackBar(queryId));
+        if (queryId) card.append(feedbackBar(queryId, base));
         history.push({ role: "user", content: question },
           { role: "assistant", content: final });
         announcer.textContent = "";
       },
-    }, mine.signal).catch((err) => {
+    }, mine.signal)).catch((err) => {
       if (mine.signal.aborted) return;
       status.remove();
       answerEl.classList.remove("streaming");
@@ -370,7 +382,8 @@
     });
   }
 
-  function resetConversation() {
+  /** Start over; `focus` false leaves the focus where it is (on the picker, say). */
+  function resetConversation(focus = true) {
     if (controller) controller.abort();
     controller = null;
     setBusy(false);
@@ -380,7 +393,7 @@
     newChat.hidden = true;
     input.value = "";
     autoGrow();
-    input.focus();
+    if (focus) input.focus();
   }
 
   function autoGrow() {
@@ -388,7 +401,47 @@
     input.style.height = `${Math.min(input.scrollHeight, 192)}px`;
   }
 
+  // ---------------------------------------------------------------- collections
+
+  /** The collections this visitor may use; with more than one, fill and show the picker. */
+  async function loadCollections() {
+    let listed = [];
+    try {
+      const res = await fetch(new URL("collections", root), { headers: { Accept: "application/json" } });
+      const body = res.ok ? await res.json() : null;
+      listed = body && Array.isArray(body.collections) ? body.collections : [];
+    } catch {
+      return; // an older server, or none: the page's own collection, as before
+    }
+    const names = listed.map((c) => String(c.name));
+    let current = inCollection ? inCollection[2] : null;
+    if (!current || !names.includes(current)) {
+      const chosen = listed.find((c) => c.default) || listed[0];
+      current = chosen ? String(chosen.name) : null;
+      // No default collection behind the unprefixed routes: ask the first one by name.
+      if (chosen && !chosen.default && !inCollection) apiBase = new URL(`c/${current}/`, root);
+    }
+    if (names.length < 2) return;
+    select.replaceChildren(...listed.map((c) => el("option", { value: String(c.name) },
+      c.ready === false ? `${c.name} (loading)` : String(c.name))));
+    select.value = current;
+    picker.hidden = false;
+  }
+
+  function switchCollection(name) {
+    // Arrow keys on a closed select change it at each press: keep the focus there.
+    resetConversation(false);
+    apiBase = new URL(`c/${encodeURIComponent(name)}/`, root);
+    // The address names the collection, so a reload or a shared link opens the same one.
+    window.history.replaceState(null, "", apiBase.href);
+    announcer.textContent = `Now asking the ${name} collection.`;
+  }
+
+  const collectionsLoaded = loadCollections();
+
   // ---------------------------------------------------------------- wiring
+
+  select.addEventListener("change", () => switchCollection(select.value));
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -413,7 +466,7 @@
       input.focus();
     });
   }
-  newChat.addEventListener("click", resetConversation);
+  newChat.addEventListener("click", () => resetConversation());
 
   input.focus();
 })();

@@ -1,6 +1,7 @@
 /*! career-rag widget. Embed with one tag:
  *  <script src="https://HOST/widget.js" data-api="https://HOST" defer></script>
- * Optional: data-accent="#0a7" data-position="bottom-left" data-title="Ask our guides".
+ * Optional: data-accent="#0a7" data-position="bottom-left" data-title="Ask our guides",
+ * data-collection="careers" (one public collection of a server that has several).
  * Everything lives in an open shadow root, so page CSS and widget CSS never meet, and all
  * server data is rendered as text (never as HTML). No dependencies, no build step. */
 (() => {
@@ -25,6 +26,9 @@
   }
 
   const API = apiBase();
+  // Where chat and feedback go: the server's default collection, or /c/NAME of the one named.
+  const COLLECTION = (ds.collection || "").trim();
+  const ROUTES = COLLECTION ? `${API}/c/${encodeURIComponent(COLLECTION)}` : API;
   const TITLE = (ds.title || "Ask our career guides").slice(0, 80);
   const LEFT = ds.position === "bottom-left";
   const K = 3; // answers cite the top three passages; more would crowd the panel
@@ -237,6 +241,7 @@ background:var(--crw-accent);color:var(--crw-on-accent)}
   function mount() {
     const host = document.createElement("career-rag-widget");
     host.setAttribute("data-api", API);
+    if (COLLECTION) host.setAttribute("data-collection", COLLECTION);
     const root = host.attachShadow({ mode: "open" });
     if (root.adoptedStyleSheets && "replaceSync" in CSSStyleSheet.prototype) {
       const sheet = new CSSStyleSheet();
@@ -355,7 +360,7 @@ background:var(--crw-accent);color:var(--crw-on-accent)}
           buttons.forEach((x) => { x.disabled = true; });
           b.setAttribute("aria-pressed", "true");
           try {
-            const res = await fetch(`${API}/feedback`, { method: "POST", mode: "cors",
+            const res = await fetch(`${ROUTES}/feedback`, { method: "POST", mode: "cors",
               headers: { "Content-Type": "application/json" },
               body: JSON.stringify({ query_id: queryId, rating }) });
             thanks.textContent = res.ok ? "Thanks!" : "Feedback not sent.";
@@ -415,7 +420,7 @@ background:var(--crw-accent);color:var(--crw-on-accent)}
         history.push({ role: "user", content: question }, { role: "assistant", content: final });
       };
       try {
-        const res = await fetch(`${API}/chat`, { method: "POST", mode: "cors",
+        const res = await fetch(`${ROUTES}/chat`, { method: "POST", mode: "cors",
           headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
           body: JSON.stringify({ messages, k: K, stream: true }) });
         if (!res.ok) throw new Error(await detail(res));
