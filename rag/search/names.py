@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.search.subjects import LEVEL_WORDS, ROLE_HEADS, Token, levels, tokenize
+from rag.search.subjects import (
+    LEVEL_WORDS,
+    ROLE_HEADS,
+    Token,
+    levels,
+    looks_like_name,
+    starts_sentence,
+    tokenize,
+)
 
 # Headings longer than this are topics or sentences ("Who is eligible for the end of year
 # performance bonus?"), not names.
@@ -28,8 +36,6 @@ MIN_COVER = 0.5
 # Words before a role word that belong to its phrase ("engineering manager", "IC3 product
 # designer"), as in rag.search.subjects.
 ROLE_PHRASE_WORDS = 3
-# First words that are never names though capitalised ("I'm based in Germany").
-_PRONOUN_I = ("i", "i'm", "i've", "i'd", "i'll", "i’m", "i’ve", "i’d", "i’ll")
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +83,7 @@ def name_words(question: str) -> QuestionNames:
             continue
         parts = _parts(tok)
         content.update(parts)
-        if _is_name(tok, i == 0 or _sentence_start(question, tok)):
+        if looks_like_name(tok.text, starts_sentence(question, tok.start)):
             strong.append(parts)
         rungs = levels(parts)
         q.levels.update(rungs)
@@ -90,22 +96,6 @@ def name_words(question: str) -> QuestionNames:
                     break
                 role.update(_parts(before))
     return q
-
-
-def _is_name(tok: Token, first: bool) -> bool:
-    text = tok.text
-    if text.lower() in _PRONOUN_I:
-        return False
-    if any(c.isdigit() for c in text) and any(c.isalpha() for c in text):
-        return True  # a code: IC3, L5, GS-13
-    if len(text) > 1 and text.isupper():
-        return True  # an acronym: TTS, SRE, FSA
-    return text[0].isupper() and not first
-
-
-def _sentence_start(text: str, tok: Token) -> bool:
-    before = text[: tok.start].rstrip()
-    return not before or before[-1] in '.!?:;"“(\n'
 
 
 class Names:

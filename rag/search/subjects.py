@@ -30,6 +30,28 @@ LEVEL_WORDS = frozenset("junior senior staff principal lead distinguished intern
 LEVEL_PREFIXES = frozenset({"mid", "entry"})
 
 
+# First words that are capitalised without being names ("I'm based in Germany").
+_PRONOUN_I = frozenset({"i", "i'm", "i've", "i'd", "i'll", "i’m", "i’ve", "i’d", "i’ll"})
+
+
+def looks_like_name(word: str, sentence_start: bool) -> bool:
+    """A name, an acronym or a code as written: "Airbnb" past the start of a sentence, "TTS",
+    "IC3", "GS-13"."""
+    if not word or word.lower() in _PRONOUN_I:
+        return False
+    if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
+        return True
+    if len(word) > 1 and word.isupper():
+        return True
+    return word[0].isupper() and not sentence_start
+
+
+def starts_sentence(text: str, start: int) -> bool:
+    """Whether the word at ``start`` opens a sentence (or the text)."""
+    before = text[:start].rstrip()
+    return not before or before[-1] in '.!?:;"“(\n'
+
+
 def levels(parts: Sequence[str]) -> set[str]:
     """The level words among a word's normalised parts ("senior", "mid-level")."""
     return {p for p in parts if p in LEVEL_WORDS or (p in LEVEL_PREFIXES and "level" in parts)}
