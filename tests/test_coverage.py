@@ -204,3 +204,13 @@ def test_coverage_reports_its_phrase_signal():
     cov = assess("What skills does a data engineer need?", [hit("Data engineers need Spark.")],
                  dense=0.7, sentence=0.75, vocabulary=VOCAB)  # fmt: skip
     assert cov.as_dict()["phrases"] == cov.phrases == 1.0
+
+
+def test_a_question_none_of_whose_words_the_corpus_uses_must_clear_the_higher_bar():
+    config = CoverageConfig()
+    cov = assess("Sourdough starter?", [hit("Data engineers build pipelines.")], dense=0.6,
+                 sentence=0.65, vocabulary=VOCAB)  # fmt: skip
+    # "Sourdough" opens the sentence and stands in no noun phrase: the subject all the same.
+    assert cov.unknown_subjects == cov.missing == ["Sourdough", "starter"]
+    assert config.threshold <= cov.probability < config.unknown_subject_threshold
+    assert not cov.answered

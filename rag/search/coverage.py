@@ -157,7 +157,10 @@ def assess(
         if token not in seen and not vocabulary.has(token):
             missing.append(word)
         seen.add(token)
-    subjects = specific_subjects(question, missing)
+    # A question none of whose words the corpus uses is about something else altogether.
+    subjects = (
+        missing if tokens and len(missing) == len(tokens) else specific_subjects(question, missing)
+    )
     needed = c.unknown_subject_threshold if subjects else c.threshold
     return Coverage(
         answered=bool(hits) and probability >= needed,
