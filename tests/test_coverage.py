@@ -214,3 +214,11 @@ def test_a_question_none_of_whose_words_the_corpus_uses_must_clear_the_higher_ba
     assert cov.unknown_subjects == cov.missing == ["Sourdough", "starter"]
     assert config.threshold <= cov.probability < config.unknown_subject_threshold
     assert not cov.answered
+
+
+def test_an_acronyms_plural_is_not_missing_where_the_corpus_has_the_acronym():
+    vocab = Vocab({"rsu", "offer", "stock"})
+    cov = assess("What are RSUs in an offer?", [hit("An RSU is a stock grant.")], dense=0.6,
+                 sentence=0.6, vocabulary=vocab)  # fmt: skip
+    assert cov.missing == [] and cov.unknown_subjects == []
+    assert assess("What are PIPs?", [], dense=0, sentence=0, vocabulary=vocab).missing == ["PIPs"]

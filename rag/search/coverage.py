@@ -154,7 +154,11 @@ def assess(
     seen: set[str] = set()
     missing = []
     for word, token in words:
-        if token not in seen and not vocabulary.has(token):
+        if (
+            token not in seen
+            and not vocabulary.has(token)
+            and not _plural_of_known(word, vocabulary)
+        ):
             missing.append(word)
         seen.add(token)
     # A question none of whose words the corpus uses is about something else altogether.
@@ -173,6 +177,15 @@ def assess(
         unknown_subjects=subjects,
         phrases=phrases,
     )
+
+
+def _plural_of_known(word: str, vocabulary: Vocabulary) -> bool:
+    """An acronym's plural ("RSUs", "PIPs") where the corpus has the acronym: the stemmer
+    leaves the "s" on a word it does not know."""
+    if len(word) < 3 or word[-1] != "s" or not word[:-1].isupper():
+        return False
+    tokens = query_tokens(word[:-1], BM25_PARAMS)
+    return bool(tokens) and vocabulary.has(tokens[0])
 
 
 def phrase_share(tokens: Sequence[str], passages: Sequence[Sequence[str]]) -> float:
