@@ -137,3 +137,11 @@ def test_a_title_on_another_rung_is_not_the_guide_a_question_names() -> None:
     assert both.named_titles("What does a Staff Software Engineer do?") == [
         "Staff Software Engineer"
     ]
+
+
+def test_a_question_of_many_names_compares_a_bounded_number_of_headings() -> None:
+    from rag.search import names as names_module
+
+    many = Names([(n, "Levels", ["Levels", f"IC{n}"]) for n in range(names_module.MAX_NAMED * 2)])
+    question = " ".join(f"IC{n}" for n in range(names_module.MAX_NAMED * 2))
+    assert len(many.named(question)) == names_module.MAX_NAMED

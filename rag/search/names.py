@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.index.store import Index
 from rag.search.subjects import (
     LEVEL_WORDS,
     ROLE_HEADS,
@@ -33,6 +34,8 @@ MAX_NAME_WORDS = 6
 # A heading is named by a name when the names the question gives make more than this share of
 # its words: "Airbnb", "Senior Programmer (L3)", not "TTS Hiring Process".
 MIN_COVER = 0.5
+# Headings compared for one question, at most.
+MAX_NAMED = 200
 # Words before a role word that belong to its phrase ("engineering manager", "IC3 product
 # designer"), as in rag.search.subjects.
 ROLE_PHRASE_WORDS = 3
@@ -140,6 +143,10 @@ class Names:
             if levels and heading.words & (LEVEL_WORDS - levels):
                 continue  # another rung of the ladder
             found.append((matched, covered, extra, heading))
+        # The closest first; past a few hundred the question names no one thing, and comparing
+        # them all with each other would cost the square of what the corpus heads.
+        found.sort(key=lambda f: (-len(f[0]), f[2], -f[1]))
+        found = found[:MAX_NAMED]
         # A heading whose matched names another's include, or that matches the same names with
         # more words of its own (or, as exact, fewer of the question's), is the looser match.
         return [
@@ -159,7 +166,7 @@ class Names:
 class NameIndex:
     """Builds one index's ``Names`` on first use, under a lock."""
 
-    def __init__(self, index: object) -> None:
+    def __init__(self, index: Index) -> None:
         self.index = index
         self._lock = threading.Lock()
         self._names: Names | None = None
@@ -168,5 +175,5 @@ class NameIndex:
         """The names, read from the index once."""
         with self._lock:
             if self._names is None:
-                self._names = Names(self.index.section_paths())  # type: ignore[attr-defined]
+                self._names = Names(self.index.section_paths())
             return self._names
