@@ -145,3 +145,80 @@ def test_answered_flag_is_logged(client):
                 break
         time.sleep(0.1)
     assert rows == [("ask", 0), ("ask", 1), ("search", None)]
+
+
+# --------------------------------------------------------------------------- specific subjects
+
+
+def test_specific_subjects_are_names_and_the_words_of_noun_phrases():
+    from rag.search.coverage import specific_subjects
+
+    # A name past the start of a sentence, an acronym, a code, a word of a noun phrase.
+    assert specific_subjects("Do ML engineers earn more in Berlin?", ["Berlin"]) == ["Berlin"]
+    assert specific_subjects("Is there an HSA?", ["HSA"]) == ["HSA"]
+    assert specific_subjects("Will you sponsor my H-1B visa?", ["H", "1B"]) == ["H", "1B"]
+    assert specific_subjects("How long a sabbatical do I get?", ["sabbatical"]) == ["sabbatical"]
+    assert specific_subjects(
+        "Is there a signing bonus or recruitment incentive?", ["incentive"]
+    ) == ["incentive"]
+    # Words that only paraphrase: a verb, an adverb, a capitalised first word, "I".
+    assert specific_subjects("Which ideas should I brush up on?", ["brush"]) == []
+    assert specific_subjects("Must models respond instantly?", ["instantly"]) == []
+    assert specific_subjects("Besides pay, what else?", ["Besides"]) == []
+    assert specific_subjects("I wonder what pay is", ["I"]) == []
+    assert specific_subjects("What does a plumber earn?", []) == []
+
+
+def test_an_absent_specific_subject_must_clear_the_higher_bar():
+    args = {"hits": [hit("Data engineers build pipelines with Spark.")], "vocabulary": VOCAB}
+    config = CoverageConfig()
+    # Same evidence; only the missing word differs: the subject of the question, or a verb.
+    subject = assess("Do data engineers need a sabbatical?", dense=0.4, sentence=0.4, **args)
+    verb = assess("Do data engineers polish much?", dense=0.4, sentence=0.4, **args)
+    assert subject.unknown_subjects == ["sabbatical"] and verb.unknown_subjects == []
+    assert subject.missing == ["sabbatical"] and verb.missing == ["polish"]
+    assert subject.probability == verb.probability
+    assert config.threshold <= subject.probability < config.unknown_subject_threshold
+    assert not subject.answered and verb.answered
+    # Passages that answer it with high confidence in other words still answer it.
+    sure = assess("Do data engineers need a sabbatical?", dense=0.9, sentence=0.9, **args)
+    assert sure.probability >= config.unknown_subject_threshold and sure.answered
+
+
+def test_phrase_share_counts_the_questions_word_pairs_the_passages_hold_together():
+    from rag.search.coverage import phrase_share
+
+    passages = [["pet", "friend", "trip", "vet"], ["health", "insur", "premium"]]
+    assert phrase_share(["health", "insur"], passages) == 1.0
+    assert phrase_share(["insur", "health"], passages) == 1.0  # either order
+    # "pet" and "insur" are both there, never together: another sense of the question's words.
+    assert phrase_share(["pet", "insur"], passages) == 0.0
+    assert phrase_share(["pet", "insur", "premium"], passages) == 0.5
+    # Within the window, not beyond it.
+    assert phrase_share(["pet", "vet"], passages) == 1.0
+    assert phrase_share(["pet", "premium"], [["pet", "a", "b", "c", "premium"]]) == 0.0
+    assert phrase_share(["salari"], passages) == 1.0  # one word: no phrase to miss
+
+
+def test_coverage_reports_its_phrase_signal():
+    cov = assess("What skills does a data engineer need?", [hit("Data engineers need Spark.")],
+                 dense=0.7, sentence=0.75, vocabulary=VOCAB)  # fmt: skip
+    assert cov.as_dict()["phrases"] == cov.phrases == 1.0
+
+
+def test_a_question_none_of_whose_words_the_corpus_uses_must_clear_the_higher_bar():
+    config = CoverageConfig()
+    cov = assess("Sourdough starter?", [hit("Data engineers build pipelines.")], dense=0.6,
+                 sentence=0.65, vocabulary=VOCAB)  # fmt: skip
+    # "Sourdough" opens the sentence and stands in no noun phrase: the subject all the same.
+    assert cov.unknown_subjects == cov.missing == ["Sourdough", "starter"]
+    assert config.threshold <= cov.probability < config.unknown_subject_threshold
+    assert not cov.answered
+
+
+def test_an_acronyms_plural_is_not_missing_where_the_corpus_has_the_acronym():
+    vocab = Vocab({"rsu", "offer", "stock"})
+    cov = assess("What are RSUs in an offer?", [hit("An RSU is a stock grant.")], dense=0.6,
+                 sentence=0.6, vocabulary=vocab)  # fmt: skip
+    assert cov.missing == [] and cov.unknown_subjects == []
+    assert assess("What are PIPs?", [], dense=0, sentence=0, vocabulary=vocab).missing == ["PIPs"]

@@ -369,3 +369,19 @@ def test_real_answer_says_when_the_named_guide_lacks_what_is_asked(real_retrieve
         "What skills does an ML fraud engineer need?", k=5).hits}  # fmt: skip
     docs = {hits[r] for r in refs}
     assert "ml-fraud-detection-engineer" in docs and len(docs) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "absent"),
+    [("What does a prompt engineer earn?", "“prompt”"),
+     ("How long is the probation period for ML engineers?", "“probation”")],
+)  # fmt: skip
+def test_real_questions_about_a_subject_the_guides_never_mention_are_refused(
+    real_retriever: Retriever, question: str, absent: str
+):
+    """The guides say much of ML engineers and their pay, nothing of prompt engineers or
+    probation: the passages are close, but not about what is asked."""
+    answer = real_retriever.answer(real_retriever.search(question, k=5))
+    assert answer.answered is False, answer.coverage
+    assert absent in answer.text and answer.coverage["unknown_subjects"]

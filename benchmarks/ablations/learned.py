@@ -108,7 +108,9 @@ def run_learned_fusion(lab: Lab, c: float = 0.01, candidates: int = 30) -> dict[
         rankings, bm25 = ranker.rankings(q.text, q.vector, ranker.candidates(K), "hybrid", None)
         named = retriever.named_document(q.text)
         prior = retriever.rows_for_doc(named) if named else None
-        return [e["row"] for e in ranker.fuse(rankings, "hybrid", prior, bm25)[:candidates]]
+        under = retriever.named_headings(q.text)
+        fused = ranker.fuse(rankings, "hybrid", prior, bm25, named=under)
+        return [e["row"] for e in fused[:candidates]]
 
     def fit(queries: Sequence[Query]) -> Ranked:
         rows = [(features(q.text, q.vector), first(q)) for q in queries]

@@ -76,11 +76,13 @@ class Rescored(Ranker):
         mode: str,
         prior: np.ndarray | None = None,
         bm25: np.ndarray | None = None,
+        *,
+        named: np.ndarray | None = None,
     ) -> list[dict[str, Any]]:
         """The shipped fusion of the rankings, then ``rescore`` in hybrid mode."""
         rankings = dict(rankings)
         extra = dict(rankings.pop(self.EXTRA, []))
-        fused = super().fuse(rankings, mode, prior, bm25)
+        fused = super().fuse(rankings, mode, prior, bm25, named=named)
         return self.rescore(fused, extra) if mode == "hybrid" else fused
 
 

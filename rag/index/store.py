@@ -187,6 +187,11 @@ class Index:
         """Every chunk, in row order (for tests and evaluation, not for serving)."""
         return self.chunks(list(range(self.size)))
 
+    def section_paths(self) -> list[tuple[int, str, list[str]]]:
+        """Every chunk's row, title and heading path, in row order."""
+        rows = self._query("SELECT row, title, section_path FROM chunks ORDER BY row")
+        return [(r[0], r[1] or "", json.loads(r[2]) if r[2] else []) for r in rows]
+
     def rows_for_doc(self, doc_id: str) -> np.ndarray:
         """FAISS rows of one document's chunks, sorted."""
         return self.rows_where(doc_ids=(doc_id,))

@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from rag.index.lexical import query_tokens
 from rag.index.store import Index
 from rag.ingest.sentences import list_titles
 from rag.models.embedder import Embedder
+from rag.search.coverage import content_words
 from rag.search.types import Hit
 
 # Questions asking for an amount want the sentence that states one.
@@ -36,6 +38,12 @@ _SIGNPOST_RE = re.compile(
     r"|\b(?:subsequent|following|next|later) sections\b",
     re.IGNORECASE,
 )
+# A line that asks rather than tells ("Can I take PTO during my notice period?" opening an FAQ
+# entry, or a question a reviewer is asked): quoted, it reads as an answer and answers nothing.
+_QUESTION_LINE_RE = re.compile(r"\?[\"'”’)\]]*$")
+# Unless questions are what is asked for ("What questions should I ask at the end?", "Which
+# questions does Palantir ask?"): then they are the answer.
+_ASKS_FOR_QUESTIONS_RE = re.compile(r"^\W*(?:what|which)\b.*\b(?:questions?|ask)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,9 @@ class AnswerConfig:
     signpost_penalty: float = 0.2
     # A sentence this close to one already chosen says the same again.
     duplicate_cosine: float = 0.92
+    # Added in proportion to the share of the question's content words a sentence carries: of
+    # two sentences equally close in meaning, the one that names what was asked answers it.
+    term_bonus: float = 0.1
 
 
 @dataclass
@@ -99,15 +110,16 @@ def build_answer(
     """
     c = config or AnswerConfig()
     top = hits[: c.passages]
-    per_hit = [hit.chunk.sentences for hit in top]
+    keep = _keeps_question_lines(query)
+    per_hit = [[s for s in hit.chunk.sentences if keep or not question_line(s)] for hit in top]
     cands = [(s, hit.rank) for hit, sentences in zip(top, per_hit, strict=True) for s in sentences]
     if not cands:
         return Answer("", [])
     # The index keeps a vector per sentence (for the sentence ranking); reusing them spares the
     # model a batch of encodes on every answer. Passages without them are embedded here.
     stored = [
-        _stored_vectors(index, hit, len(sentences))
-        for hit, sentences in zip(top, per_hit, strict=True)
+        _kept(_stored_vectors(index, hit, len(hit.chunk.sentences)), hit.chunk.sentences, keep)
+        for hit in top
     ]
     texts = [] if query_vector is not None else [query]
     texts += [
@@ -134,6 +146,12 @@ def build_answer(
     scores -= c.signpost_penalty * np.array(
         [_signpost(s) or s in titles[ref] for s, ref in cands], dtype=np.float32
     )
+    terms = {t for _, t in content_words(query)}
+    if terms and c.term_bonus:
+        scores += c.term_bonus * np.array(
+            [len(terms.intersection(query_tokens(s))) / len(terms) for s, _ in cands],
+            dtype=np.float32,
+        )
     order = np.argsort(-scores, kind="stable")
     chosen: list[int] = []
     best = float(scores[order[0]])
@@ -150,6 +168,23 @@ def build_answer(
     ]
     text = " ".join(f"{s.text} [{s.ref}]" for s in sentences)
     return Answer(text, sentences)
+
+
+def question_line(sentence: str) -> bool:
+    """A sentence that asks a question (its label aside) rather than stating anything."""
+    return bool(_QUESTION_LINE_RE.search(sentence.rstrip()))
+
+
+def _keeps_question_lines(query: str) -> bool:
+    """Whether the question asks for questions, so that questions answer it."""
+    return bool(_ASKS_FOR_QUESTIONS_RE.search(query))
+
+
+def _kept(vectors: np.ndarray | None, sentences: Sequence[str], keep: bool) -> np.ndarray | None:
+    """The stored vectors of the sentences an answer may quote, in their order."""
+    if vectors is None or keep:
+        return vectors
+    return vectors[[not question_line(s) for s in sentences]]
 
 
 def _signpost(sentence: str) -> bool:

@@ -29,6 +29,10 @@ class FusionConfig:
     # get a bonus, so sources about another role stop crowding in. In z-score units (a standard
     # deviation of the weighted mean) for ``zscore``; in votes at rank 1 for ``rrf``.
     role_weight: float = 1.0
+    # When a query names a level, role, team or company that heads some passages ("an M4
+    # engineering manager", "at Airbnb"), those passages get this bonus, in the same units
+    # (rag.search.names); a passage under both a named guide and a named heading gets the larger.
+    name_weight: float = 1.0
     rrf_k: int = 60
     candidates: int = 50
     # Weights of rankings beyond those three, by the name a ranker lists them under: how a
@@ -47,11 +51,14 @@ def fuse(
     config: FusionConfig,
     prior: np.ndarray | None = None,
     bm25: np.ndarray | None = None,
+    *,
+    named: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """One ranking of candidate rows, best first, each with its per-ranking ranks and scores.
 
-    ``prior`` rows (the guide the query names) get ``role_weight`` extra; ``bm25`` holds the BM25
-    score of every row, for the candidates that BM25 did not list itself.
+    ``prior`` rows (the guide the query names) get ``role_weight`` extra, ``named`` rows (under
+    the headings it names) ``name_weight``; ``bm25`` holds the BM25 score of every row, for the
+    candidates that BM25 did not list itself.
     """
     f = config
     weights = f.weights()
@@ -70,10 +77,13 @@ def fuse(
         fused = np.zeros(len(rows))
         if f.method == "zscore":
             fused = zscore_sum(rows, rankings, weights, bm25)
-        if prior is not None:
-            # Test the few candidates against the document's rows, not the other way round.
-            bonus = f.role_weight if f.method == "zscore" else f.role_weight / (f.rrf_k + 1)
-            fused += np.where(np.isin(rows, prior), bonus, 0.0)
+        bonus = np.zeros(len(rows))
+        for given, weight in ((prior, f.role_weight), (named, f.name_weight)):
+            if given is not None:
+                # Test the few candidates against the given rows, not the other way round.
+                unit = weight if f.method == "zscore" else weight / (f.rrf_k + 1)
+                bonus = np.maximum(bonus, np.where(np.isin(rows, given), unit, 0.0))
+        fused += bonus
         for row, extra in zip(rows.tolist(), fused.tolist(), strict=True):
             table[row]["score"] += extra
     return sorted(table.values(), key=lambda e: (-e["score"], e["row"]))

@@ -61,9 +61,11 @@ class Ranker:
         mode: str,
         prior: np.ndarray | None = None,
         bm25: np.ndarray | None = None,
+        *,
+        named: np.ndarray | None = None,
     ) -> list[dict[str, Any]]:
         """The shipped fusion (rag.search.fusion) with this ranker's configuration."""
-        return fuse(rankings, mode, self.fusion, prior, bm25)
+        return fuse(rankings, mode, self.fusion, prior, bm25, named=named)
 
     def dense(self, vector: np.ndarray, n: int, rows: np.ndarray | None) -> Ranking:
         """Passages by the cosine of their vector with the query's."""

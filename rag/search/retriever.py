@@ -27,6 +27,7 @@ from rag.search.answer import Answer, AnswerConfig, build_answer
 from rag.search.coverage import Coverage, CoverageConfig, Vocabulary
 from rag.search.fusion import FusionConfig
 from rag.search.gate import COVERED_TITLES, NOT_COVERED, Gate, not_covered_message
+from rag.search.names import NameIndex
 from rag.search.question import Limits, check_k, check_text
 from rag.search.ranker import Ranker
 from rag.search.roles import Roles, other_guide_third
@@ -74,6 +75,7 @@ class Retriever:
         # rows: how benchmarks/ablations measures a variant through the code that serves queries.
         self.ranker = ranker or Ranker(index, fusion)
         self.roles = Roles(index)
+        self.names = NameIndex(index)
         self.gate = Gate(index, self.ranker, coverage, not_covered)
         # A document's rows, read from SQLite once: the index never changes under a Retriever.
         self._doc_rows: dict[str, np.ndarray] = {}
@@ -151,9 +153,12 @@ class Retriever:
         if rows is not None and rows.size == 0:
             return SearchResult(query, [], (time.perf_counter() - t0) * 1000, mode, {}, vector)
         rankings, bm25 = self.ranker.rankings(query, vector, self.ranker.candidates(k), mode, rows)
-        named = self.named_document(query) if mode == "hybrid" and rows is None else None
+        named = under = None
+        if mode == "hybrid" and rows is None:
+            named = self.named_document(query)
+            under = self.named_headings(query)
         prior = self.rows_for_doc(named) if named else None
-        fused = self.ranker.fuse(rankings, mode, prior, bm25)
+        fused = self.ranker.fuse(rankings, mode, prior, bm25, named=under)
         if named and prior is not None and self.absent_aspect(query, named):
             # The named guide lacks what is asked: the best passage of the other guides, which
             # may have it ("skills" of ML engineers in general), is moved up to third place.
@@ -193,6 +198,10 @@ class Retriever:
         """The id of the one document whose role the query names, if it names exactly one."""
         return self.roles.named_document(query)
 
+    def named_headings(self, query: str) -> np.ndarray | None:
+        """The rows under the titles and headings the query names (rag.search.names)."""
+        return self.names.get().rows(query)
+
     def absent_aspect(self, query: str, named: str | None = None) -> tuple[str, list[str]] | None:
         """(title, words) when the question names one document and asks about words that
         document never uses but others do."""
@@ -214,6 +223,7 @@ class Retriever:
         """Build what queries read from the whole index (the title matcher, the vocabulary), so
         that no query pays for it; safe to call again."""
         self.roles.warm()
+        self.names.get()
         self.gate.warm()
 
     # ------------------------------------------------------------------ answers

@@ -24,6 +24,39 @@ ROLE_HEADS = frozenset(
 )
 
 
+# Words that place a role on a ladder ("Senior Staff Software Engineer" is another rung than
+# "Staff Software Engineer"), and those that do only before "level" ("mid-level", not "mid-year").
+LEVEL_WORDS = frozenset("junior senior staff principal lead distinguished intern associate".split())
+LEVEL_PREFIXES = frozenset({"mid", "entry"})
+
+
+# First words that are capitalised without being names ("I'm based in Germany").
+_PRONOUN_I = frozenset({"i", "i'm", "i've", "i'd", "i'll", "i’m", "i’ve", "i’d", "i’ll"})
+
+
+def looks_like_name(word: str, sentence_start: bool) -> bool:
+    """A name, an acronym or a code as written: "Airbnb" past the start of a sentence, "TTS",
+    "IC3", "GS-13"."""
+    if not word or word.lower() in _PRONOUN_I:
+        return False
+    if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
+        return True
+    if len(word) > 1 and word.isupper():
+        return True
+    return word[0].isupper() and not sentence_start
+
+
+def starts_sentence(text: str, start: int) -> bool:
+    """Whether the word at ``start`` opens a sentence (or the text)."""
+    before = text[:start].rstrip()
+    return not before or before[-1] in '.!?:;"“(\n'
+
+
+def levels(parts: Sequence[str]) -> set[str]:
+    """The level words among a word's normalised parts ("senior", "mid-level")."""
+    return {p for p in parts if p in LEVEL_WORDS or (p in LEVEL_PREFIXES and "level" in parts)}
+
+
 # Function words and the verbs questions about careers use: they end a role noun phrase.
 _STOP = frozenset(
     """a an the this that these those some any each every no of in on at to for from by with
@@ -177,14 +210,19 @@ class SubjectFinder:
         best: tuple[float, float, int, int] | None = None
         last = tokens[i].norm[-1]
         candidates = set(self._single.get(last, ()))
+        # The rungs the phrase names ("a staff software engineer"), if any.
+        rungs = levels(tokens[i].norm)
         # No title looks back further than the longest is long: the cost per word is bounded.
         for j in range(i - 1, max(-1, i - self._longest), -1):
             if tokens[j].stop:
                 break
+            rungs |= levels([p for n in tokens[j].norm for p in n.split("-")])
             for word in tokens[j].norm:
                 candidates.update(self._pairs.get((last, word), ()))
         for n in sorted(candidates):
             title = self._known[n]
+            if rungs and LEVEL_WORDS.intersection(title) - rungs:
+                continue  # a title on another rung: a staff engineer is no senior staff engineer
             wanted = set(title[:-1])
             start, found = i, 0
             # Look back over the noun phrase: no further than the title is long, no stop word.
