@@ -17,6 +17,10 @@ WORKERS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
+# Two test processes (pytest-xdist), a test file each at a time: many tests wait on servers,
+# browsers and builds, so two share two cores well. `make test PYTEST_WORKERS=` runs in one.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
+
 # The real index the tests build, shared by later sessions and by the notebooks (tests/conftest.py).
 TEST_INDEX := $(CURDIR)/.cache/test-index
 
@@ -48,13 +52,13 @@ serve: run
 # The notebooks run after the tests and reuse their index through RAG_TEST_INDEX when it is fresh.
 test: chromium $(STAMP) ## lint, then the whole test suite and the notebooks
 	$(BIN)/ruff check rag tests benchmarks
-	RAG_TEST_INDEX=$(TEST_INDEX) $(BIN)/python -m pytest -q tests notebooks --nbmake
+	RAG_TEST_INDEX=$(TEST_INDEX) $(BIN)/python -m pytest -q $(PYTEST_WORKERS) tests notebooks --nbmake
 
 # The unit tier: the fake embedder only, no real model, server, browser or Ray cluster. What
 # CI runs is `make test`, everything; this is the loop to run while editing.
 test-fast: $(STAMP) ## lint, then the unit tests only (no real model, server, browser or Ray)
 	$(BIN)/ruff check rag tests benchmarks
-	$(BIN)/python -m pytest -q -m "not slow and not browser and not ray" tests
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) -m "not slow and not browser and not ray" tests
 
 # The browser tests drive Debian's Chromium (or $CHROMIUM); a root shell (CI) installs it. First
 # among test's prerequisites, so a user without it hears at once, not after the pip install.

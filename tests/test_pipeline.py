@@ -109,3 +109,21 @@ def test_one_question_gets_one_answer_on_every_front_end(
     answers = {name: r.get("answer") for name, r in replies.items() if name != "/v1"}
     assert len(set(answers.values())) == 1, answers
     assert v1["choices"][0]["message"]["content"].startswith(ask["answer"])
+
+
+def test_the_blocking_calls_work_where_an_event_loop_runs(retriever: Any) -> None:
+    """A notebook runs an event loop in its thread: search_now and ask_now must still work."""
+    import asyncio
+
+    from rag.search.qa import Pipeline
+    from rag.search.question import Question
+
+    pipeline = Pipeline(retriever)
+
+    async def inside_a_loop() -> Any:
+        return pipeline.search_now(Question("data pipelines")), pipeline.ask_now(
+            Question("What does a data engineer build?")
+        )
+
+    searched, asked = asyncio.run(inside_a_loop())
+    assert searched.hits and asked.answer is not None and asked.answer.text

@@ -14,12 +14,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, TypeVar
 
-import anyio
 import numpy as np
 
 from rag.search.answer import Answer
@@ -185,9 +184,23 @@ class Pipeline:
     # ------------------------------------------------------------------ in line, for the CLI
 
     def search_now(self, question: Question, endpoint: str = "cli") -> Reply:
-        """``search``, run to completion here."""
-        return anyio.run(self.search, question, endpoint)
+        """``search``, run to completion here (steps in line: see ``_complete``)."""
+        return self._complete(self.search(question, endpoint))
 
     def ask_now(self, question: Question, endpoint: str = "cli") -> Reply:
-        """``ask``, run to completion here."""
-        return anyio.run(self.ask, question, endpoint)
+        """``ask``, run to completion here (steps in line: see ``_complete``)."""
+        return self._complete(self.ask(question, endpoint))
+
+    def _complete(self, steps: Coroutine[Any, Any, T]) -> T:
+        """Drive a pipeline coroutine whose steps all run in line, with no event loop: so the
+        library's blocking calls work anywhere, a notebook's running loop included. A
+        pipeline given its own ``encode`` or ``offload`` must be awaited instead."""
+        if self._encoder is not None or self._offload is not _inline:
+            steps.close()
+            raise RuntimeError("a pipeline with its own encode or offload must be awaited")
+        try:
+            steps.send(None)
+        except StopIteration as done:
+            return done.value
+        steps.close()
+        raise RuntimeError("a step of the pipeline waited on something: await it instead")
