@@ -313,6 +313,27 @@ def test_failed_embed_leaves_the_previous_index_and_no_debris(
     assert debris(index_dir) == []
 
 
+def test_ctrl_c_the_moment_the_temporary_directory_exists_leaves_no_debris(
+    index_dir: Path, small_corpus: Path, fake_embedder, monkeypatch: pytest.MonkeyPatch
+):
+    # The main thread can wait for the GIL right after mkdir, so Ctrl-C can land there.
+    make = Path.mkdir
+
+    def mkdir_then_interrupt(self: Path, *args, **kwargs) -> None:
+        make(self, *args, **kwargs)
+        if self.name.startswith(f".{index_dir.name}.tmp-"):
+            raise KeyboardInterrupt
+
+    before = (index_dir / "manifest.json").read_text()
+    (small_corpus / "actuary.md").write_text(NEW_GUIDE)
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(small_corpus, index_dir, fake_embedder)
+    monkeypatch.undo()
+    assert (index_dir / "manifest.json").read_text() == before
+    assert debris(index_dir) == []
+
+
 def test_cli_index_json_reports_changes_and_full(fake_index, capsys: pytest.CaptureFixture[str]):
     from rag.cli import main
 

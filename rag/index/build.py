@@ -26,7 +26,7 @@ from rag.index.ann import make_faiss_index
 from rag.index.fs import swap_into_place
 from rag.index.layout import MODEL_DIR, Layout
 from rag.index.lexical import BM25_PARAMS, build_bm25
-from rag.index.lock import build_lock, new_temp_dir, remove_debris
+from rag.index.lock import build_lock, remove_debris, sibling
 from rag.index.manifest import FORMAT_VERSION, BuildSpec, Manifest
 from rag.index.reuse import Reuse, changes, chunk_key, reusable, stored
 from rag.index.store import Index, write_meta
@@ -182,10 +182,13 @@ def _build(
         raise ValueError("only a sentence-transformers model can be adapted to the corpus")
     base_model = embedder.model_id
 
-    tmp = new_temp_dir(index_dir)
+    # Named before the try and made inside it: a Ctrl-C that lands the moment the directory
+    # exists (the main thread can wait that long for the GIL) still removes it.
+    tmp = sibling(index_dir, "tmp")
     out = Layout(tmp)
     reuse: Reuse | None = None
     try:
+        tmp.mkdir()
         # Files that could not be parsed, with why: reported by `rag index`, never fatal.
         extra: dict[str, Any] = {"skipped": {s.path: s.error for s in sources if s.error}}
         if adapt:
@@ -265,10 +268,10 @@ def _build(
             before_swap(tmp)
         swap_into_place(tmp, index_dir)
     except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # first: closing an index can fail too
         for index in (reuse.index if reuse is not None else None, previous):
             if index is not None:
                 index.close()
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
 
