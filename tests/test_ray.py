@@ -225,10 +225,10 @@ def test_serve_replicas_survive_a_killed_replica_and_follow_a_new_index(
     url = f"http://127.0.0.1:{port}"
     deploy(settings, replicas=2)
     try:
-        deadline = time.monotonic() + 120
-        while httpx.get(f"{url}/ready", timeout=5).status_code != 200:
-            assert time.monotonic() < deadline, "replicas never became ready"
-            time.sleep(0.5)
+        # deploy returns once Serve routes to the replicas, and they take requests only once
+        # their index is loaded (RagReplica.reconfigure): every replica answers at once.
+        for _ in range(10):
+            assert httpx.get(f"{url}/ready", timeout=5).status_code == 200
         assert len(_replicas(ray)) == 2
 
         results: list[tuple[int, int]] = []  # (status, attempts) per request
@@ -273,7 +273,11 @@ def test_serve_replicas_survive_a_killed_replica_and_follow_a_new_index(
             assert time.monotonic() < deadline, "the killed replica was not replaced"
             time.sleep(1)
         assert victim["name"] not in {a["name"] for a in _replicas(ray)}
-        assert httpx.post(f"{url}/search", json={"query": "salary"}, timeout=30).status_code == 200
+        # The replacement was routed to only once it had loaded the index: no 503 from it.
+        for _ in range(10):
+            assert (
+                httpx.post(f"{url}/search", json={"query": "salary"}, timeout=30).status_code == 200
+            )
 
         # A build swapped into the served directory: every replica switches to it (reload).
         changed = tmp_path / "corpus"
@@ -289,3 +293,29 @@ def test_serve_replicas_survive_a_killed_replica_and_follow_a_new_index(
             time.sleep(0.05 if streak else 0.5)
     finally:
         serve.shutdown()
+
+
+def test_a_replica_is_routed_to_only_once_its_index_is_loaded(
+    real_index_dir: Path, tmp_path: Path
+) -> None:
+    import anyio
+
+    from rag.config import Settings
+    from rag.distributed.serve import READY_TIMEOUT_S, RagReplica, replica_settings
+
+    async def start(index_dir: Path) -> tuple[bool, str | None, float]:
+        settings = Settings(index_dir=index_dir, data_dir=tmp_path / index_dir.name)
+        replica = RagReplica(replica_settings(settings))
+        app = replica.__serve_build_asgi_app__()
+        async with app.router.lifespan_context(app):
+            start = time.monotonic()
+            # What Serve does after the lifespan has started, before routing to the replica.
+            await replica.reconfigure({"ready_timeout_s": READY_TIMEOUT_S})
+            svc = app.state.server.default
+            return svc.current is not None, svc.error, time.monotonic() - start
+
+    served, error, _ = anyio.run(start, real_index_dir)
+    assert served and error is None
+    # An index that cannot load ends the wait too: the replica answers 503 with the reason.
+    served, error, waited = anyio.run(start, tmp_path / "missing")
+    assert not served and error and waited < READY_TIMEOUT_S

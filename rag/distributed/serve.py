@@ -4,11 +4,14 @@ HTTP proxy.
 Each replica builds its own app with create_app(settings), so it loads (memory-maps) the index
 itself and follows swapped indexes with the app's reload logic, exactly as one uvicorn worker
 does. Serve's ingress runs the app's lifespan inside the replica (uvicorn's LifespanOn, started
-after the replica's constructor, in ray.serve._private.replica), so nothing is loaded by hand.
+after the replica's constructor, in ray.serve._private.replica), so nothing is loaded by hand;
+``reconfigure``, which Serve calls before it routes to a replica, waits for the load.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,9 @@ DEPLOYMENT_NAME = "RagReplica"
 # Requests one replica takes at once: the app is async and batches concurrent query encodes
 # (rag.serve.batching), so it gains from many in flight; Serve's default is 5.
 MAX_ONGOING_REQUESTS = 64
+# How long a new replica waits for its indexes before it takes requests anyway (answering 503
+# with the reason, as a single server does).
+READY_TIMEOUT_S = 300.0
 
 
 class RagReplica:
@@ -35,7 +41,26 @@ class RagReplica:
         """Called by Serve after __init__; Serve then runs the app's lifespan (loads the index)."""
         from rag.serve.app import create_app
 
-        return create_app(self.settings)
+        # Not ``self.app``: Serve's ingress wrapper has a read-only property of that name.
+        self.rag_app = create_app(self.settings)
+        return self.rag_app
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        """Called by Serve after the lifespan has started and before the replica takes any
+        request: wait until every collection's index is loaded (or has failed to load)."""
+        # The lifespan loads indexes in the background so that uvicorn's /health answers at
+        # once; here that would let Serve route requests to a new replica that answers 503.
+        deadline = time.monotonic() + float(config.get("ready_timeout_s", READY_TIMEOUT_S))
+        while not self.loaded() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+
+    def loaded(self) -> bool:
+        """Whether every collection's index is served, or has failed with a reason."""
+        state = getattr(getattr(self, "rag_app", None), "state", None)
+        server = getattr(state, "server", None) if state is not None else None
+        if server is None:
+            return False
+        return all(svc.current is not None or svc.error for svc in server.services.values())
 
 
 def replica_settings(settings: Settings) -> dict[str, Any]:
@@ -53,6 +78,8 @@ def deployment_options(settings: Settings, replicas: int | None) -> dict[str, An
         "name": DEPLOYMENT_NAME,
         "max_ongoing_requests": MAX_ONGOING_REQUESTS,
         "ray_actor_options": {"num_cpus": settings.ray_cpus_per_replica},
+        # Given, so that Serve calls RagReplica.reconfigure before routing to a replica.
+        "user_config": {"ready_timeout_s": READY_TIMEOUT_S},
     }
     if replicas is not None:
         options["num_replicas"] = replicas
