@@ -7,8 +7,10 @@ Corpora, each with the question sets written for it before any result was seen:
   same files printed to PDF by Chromium and converted to DOCX by pandoc
   (benchmarks/corpora/convert.sh), so every format is held to the markdown's figures;
 - ``interview``: benchmarks/corpora/interview_handbook, a Docusaurus docs site (MIT);
-- ``sourcegraph``: ../shared/corpora/sourcegraph/docx, the Sourcegraph handbook as DOCX;
-- ``18f``: ../shared/corpora/18f/html, the TTS/18F handbook as HTML pages.
+- ``sourcegraph``: benchmarks/corpora/sourcegraph, 46 pages of the Sourcegraph handbook
+  (Apache-2.0), converted to DOCX by pandoc (benchmarks/corpora/convert_one.sh);
+- ``18f``: benchmarks/corpora/18f, 51 pages of the TTS/18F handbook (public domain), converted
+  to HTML pages by pandoc.
 
 Each corpus also has a quality set (tests/data/quality: 30 answerable questions and 12
 near-misses), scored with the answers and refusals by benchmarks/quality.py. Each index is
@@ -78,9 +80,28 @@ def corpora(with_conversions: bool = True) -> list[Corpus]:
     out.append(Corpus("interview", interview, (DATA / "interview_handbook_questions.jsonl",),
                       "interview"))  # fmt: skip
     for name, form in (("sourcegraph", "docx"), ("18f", "html")):
-        folder = SHARED / "corpora" / name / form
-        if folder.is_dir():
+        folder = convert_one(ROOT / "benchmarks" / "corpora" / name / "source", form)
+        if folder is not None:
             out.append(Corpus(name, folder, (), name))
+    return out
+
+
+def convert_one(source: Path, form: str) -> Path | None:
+    """A markdown corpus converted to ``form`` (docx or html) by pandoc
+    (benchmarks/corpora/convert_one.sh), made once per content of the corpus."""
+    if not shutil.which("pandoc"):
+        print(f"skipping {source.parent.name}: pandoc is missing", file=sys.stderr)
+        return None
+    script = ROOT / "benchmarks" / "corpora" / "convert_one.sh"
+    h = hashlib.sha256(script.read_bytes() + form.encode())
+    for f in sorted(source.rglob("*.md")):
+        h.update(str(f.relative_to(source)).encode() + f.read_bytes())
+    out = CACHE / f"converted-{source.parent.name}-{h.hexdigest()[:12]}"
+    if not out.is_dir():
+        tmp = out.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["bash", str(script), form, str(source), str(tmp)], check=True)
+        tmp.rename(out)
     return out
 
 

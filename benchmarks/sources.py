@@ -9,7 +9,7 @@ static server answers) on 127.0.0.1, and synced from its sitemap and by a crawl 
 first into an empty mirror, then again with nothing changed, then after three pages changed.
 
     python -m benchmarks.sources                                   # the interview handbook
-    python -m benchmarks.sources --corpus /work/shared/corpora/18f/source --delays 0,1
+    python -m benchmarks.sources --corpus benchmarks/corpora/18f/source --delays 0,1
 
 Writes benchmarks/sources.json (every run) and prints a markdown table for SOURCES.md.
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Converts every markdown file of a corpus into one other format, the way a corpus arrives when
 # its owners export it: DOCX (a Word document per page) or HTML (a standalone page per file).
-# Used to make the converted test corpora under /work/shared/corpora/<name>/ from their source/.
+# Used by benchmarks/corpora.py to make the DOCX and HTML test corpora from benchmarks/corpora/<name>/source/.
 #
 #   convert_one.sh FORMAT SRC_DIR OUT_DIR     FORMAT is docx or html
 #
