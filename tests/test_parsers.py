@@ -34,6 +34,7 @@ GUIDE_SECTIONS = [
 ]
 SHARED_HANDBOOK = ROOT.parent / "shared" / "corpora" / "handbook"
 INTERVIEW = ROOT / "benchmarks" / "corpora" / "interview_handbook" / "contents"
+SOURCEGRAPH = ROOT / "benchmarks" / "corpora" / "sourcegraph" / "source"
 # What must never reach a passage: front matter fences, MDX statements, HTML or JSX tags, link
 # syntax, table pipes and code fences (page text may mention "<role>" as a placeholder).
 MARKUP = {
@@ -210,12 +211,16 @@ def test_filters_by_tag_and_source_prefix(tmp_path: Path, fake_embedder):
 
 
 def _corpora() -> list[Path]:
-    found = [CORPUS, INTERVIEW, FILES]
-    # The shared handbook sits beside the clone (as in CI); a lone clone has the other three.
+    found = [CORPUS, INTERVIEW, SOURCEGRAPH, FILES]
+    # The shared handbook sits beside the clone (as in CI); a lone clone has the other four.
     return found + ([SHARED_HANDBOOK] if SHARED_HANDBOOK.is_dir() else [])
 
 
-@pytest.mark.parametrize("corpus", _corpora(), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "corpus",
+    _corpora(),
+    ids=lambda p: p.parent.name if p.name in ("contents", "source") else p.name,
+)
 def test_no_passage_of_any_corpus_holds_markup(corpus: Path):
     docs, _ = load_corpus(corpus)
     chunks = chunk_documents(docs)
