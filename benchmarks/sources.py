@@ -161,6 +161,20 @@ def run(source: WebSource, mirror: Path, label: str) -> dict[str, Any]:
     }
 
 
+def serve_site(
+    corpus: Path, site: Path, handler: type[SimpleHTTPRequestHandler]
+) -> tuple[ThreadingHTTPServer, str, list[str], str]:
+    """Render ``corpus`` into ``site`` and serve it on a free loopback port with its sitemap;
+    returns the running server, its base URL, the page paths and the one robots.txt disallows."""
+    paths, disallowed = build_site(corpus, site)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site)))
+    server.daemon_threads = True
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    write_sitemap(site, base, paths)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server, base, paths, disallowed
+
+
 def main(argv: list[str] | None = None) -> None:
     """Build the site, serve it, sync it in each mode and delay, and write the results."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,12 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="rag-bench-sources-"))
     site = work / "site"
-    paths, disallowed = build_site(args.corpus, site)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(site)))
-    server.daemon_threads = True
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    write_sitemap(site, base, paths)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    server, base, paths, disallowed = serve_site(args.corpus, site, _Quiet)
     rows: list[dict[str, Any]] = []
     floors: list[dict[str, Any]] = []
     try:

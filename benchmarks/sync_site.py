@@ -25,15 +25,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, loadavg, machine, now
-from benchmarks.sources import DEFAULT_CORPUS, build_site, write_sitemap
+from benchmarks.sources import DEFAULT_CORPUS, serve_site
 
 OUT = ROOT / "benchmarks" / "sync_site.json"
 
@@ -86,12 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="rag-bench-sync-"))
     site = work / "site"
-    paths, disallowed = build_site(args.corpus, site)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Logged, directory=str(site)))
-    server.daemon_threads = True
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    write_sitemap(site, base, paths)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    server, base, paths, disallowed = serve_site(args.corpus, site, _Logged)
     config = work / "rag.toml"
     config.write_text(
         "[collections.handbook]\npublic = true\n\n[[collections.handbook.sources]]\n"

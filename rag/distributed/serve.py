@@ -56,8 +56,7 @@ class RagReplica:
 
     def loaded(self) -> bool:
         """Whether every collection's index is served, or has failed with a reason."""
-        state = getattr(getattr(self, "rag_app", None), "state", None)
-        server = getattr(state, "server", None) if state is not None else None
+        server = getattr(self.rag_app.state, "server", None)  # set once the lifespan runs
         if server is None:
             return False
         return all(svc.current is not None or svc.error for svc in server.services.values())
